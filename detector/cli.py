@@ -1,0 +1,145 @@
+"""`deepfake-detect`: one command, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from detector.config import FrontEndConfig, load_config
+
+console = Console(stderr=True)
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, add_args: Callable[[argparse.ArgumentParser], None]):
+    """Register a subcommand: `add_args` declares its options, the decorated function runs it."""
+
+    def register(run: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = (add_args, run)
+        return run
+
+    return register
+
+
+def expand_inputs(items: Iterable[str]) -> Iterator[Path]:
+    """Files as given, folders walked recursively (sorted), `-` reads paths from stdin."""
+    for item in items:
+        if item == "-":
+            yield from (Path(line.strip()) for line in sys.stdin if line.strip())
+            continue
+        path = Path(item)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        else:
+            yield path
+
+
+def _frontend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML with limits/sampling/faces sections (default: built in)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--frames", type=int, help="frames to sample evenly per video (default 32)")
+    group.add_argument("--fps", type=float, help="sample this many frames per second instead")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads")
+
+
+def _frontend_config(args: argparse.Namespace) -> FrontEndConfig:
+    overrides = {}
+    if args.frames is not None:
+        overrides |= {"sampling.frames": args.frames, "sampling.fps": None}
+    if args.fps is not None:
+        overrides |= {"sampling.fps": args.fps, "sampling.frames": None}
+    if args.device:
+        overrides["faces.device"] = args.device
+    return load_config(args.config, overrides)
+
+
+def _faces_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", help="files or folders (recursive); - reads paths from stdin")
+    p.add_argument("--out", help="write one JSON line per file here")
+    p.add_argument("--save-crops", metavar="DIR", help="save every face crop as JPEG under DIR")
+    _frontend_args(p)
+
+
+@command("faces", _faces_args)
+def faces_cmd(args: argparse.Namespace) -> int:
+    """Run the face front end and show what it saw in each file."""
+    from detector.faces import FaceDetector, save_crops, scan_files
+
+    cfg = _frontend_config(args)
+    paths = list(expand_inputs(args.paths))
+    detector = FaceDetector(cfg.faces)
+    out = open(args.out, "w") if args.out else None
+    table = Table("file", "type", "frames", "faces per frame", "tracks", "best prob", title="What the front end saw")
+    errors = 0
+    try:
+        with _progress() as progress:
+            task = progress.add_task("scanning", total=len(paths))
+            for scan in scan_files(paths, detector, cfg.sampling, cfg.limits, decoders=args.workers,
+                                   crops=bool(args.save_crops)):
+                progress.advance(task)
+                record = scan.to_dict()
+                if out:
+                    out.write(json.dumps(record) + "\n")
+                    out.flush()
+                if args.save_crops and scan.error is None:
+                    save_crops(scan, args.save_crops)
+                if scan.error is not None:
+                    errors += 1
+                    table.add_row(scan.path, f"[red]{type(scan.error).__name__}", "", str(scan.error), "", "")
+                    continue
+                counts = Counter(record["faces_per_frame"])
+                per_frame = ", ".join(f"{n} in {k}" for n, k in sorted(counts.items())) or "-"
+                best = max((f.prob for fr in scan.frames for f in fr.faces), default=None)
+                table.add_row(scan.path, scan.info.kind, str(len(scan.frames)), per_frame,
+                              str(len(scan.tracks)), f"{best:.3f}" if best is not None else "-")
+    finally:
+        if out:
+            out.close()
+    Console().print(table)
+    console.print(f"{len(paths)} files, {errors} could not be read" + (f"; results in {args.out}" if out else ""))
+    return 0
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="out/demo", help="folder for the sample uploads and results")
+
+
+@command("demo", _demo_args)
+def demo_cmd(args: argparse.Namespace) -> int:
+    """Build sample uploads in code and run the pipeline on them."""
+    from detector.samples import make_samples
+
+    out = Path(args.out)
+    samples = make_samples(out / "samples")
+    console.print(f"built {len(samples)} sample uploads in {out / 'samples'}")
+    ns = argparse.Namespace(paths=[str(p) for p in samples], out=str(out / "faces.jsonl"),
+                            save_crops=str(out / "crops"), config=None, frames=None, fps=None,
+                            device=None, workers=2)
+    return faces_cmd(ns)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deepfake-detect", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_args, run) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=run.__doc__, description=run.__doc__))
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command][1](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

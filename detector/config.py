@@ -1,0 +1,76 @@
+"""Typed settings for the front end, loaded from YAML; unknown keys are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MediaLimits(Strict):
+    """Checked from headers before heavy decoding; a breach raises MediaTooLarge."""
+
+    max_bytes: int = Field(2 * 1024**3, gt=0)
+    max_frame_pixels: int = Field(4096 * 2304, gt=0)  # per video frame: up to 4K UHD
+    max_image_pixels: int = Field(64_000_000, gt=0)  # still images, against decompression bombs
+    max_duration_s: float = Field(3 * 3600, gt=0)
+    max_frames: int = Field(2_000_000, gt=0)  # frames in a video stream, as its header says
+
+
+class SamplingConfig(Strict):
+    """Which video frames to read: `frames` evenly spaced over the duration, or `fps` per second."""
+
+    frames: int | None = Field(32, gt=0)
+    fps: float | None = Field(None, gt=0)
+    max_sampled: int = Field(512, gt=0)  # ceiling when sampling by fps
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "SamplingConfig":
+        if (self.frames is None) == (self.fps is None):
+            raise ValueError("set exactly one of sampling.frames and sampling.fps")
+        return self
+
+
+class FaceConfig(Strict):
+    device: str = "auto"
+    # detect on a downscaled copy (DFDC winner: half size): scale, and a cap on its long side
+    detect_scale: float = Field(1.0, gt=0, le=1)
+    detect_max_side: int | None = Field(960, gt=0)
+    min_face_px: int = Field(40, gt=0)  # in full-resolution pixels
+    # MTCNN stage thresholds (DFDC winner's); the last is the minimum face probability
+    thresholds: tuple[float, float, float] = (0.85, 0.95, 0.95)
+    # frames per detector call; None: 1 on CPU (measured fastest, bench/faces.py), 32 on CUDA
+    batch_size: int | None = Field(None, gt=0)
+    crop_size: int = Field(224, gt=0)  # model input size
+    crop_scale: float = Field(1.3, ge=1)  # square side = scale x longer box side (DeepfakeBench)
+    crop_margin: float | None = Field(None, ge=0)  # alternative: fraction of the box added per side
+    track_iou: float = Field(0.3, ge=0, le=1)  # link faces whose boxes overlap at least this much
+    track_centre: float = Field(0.5, gt=0)  # ... or whose centres are this many box sides apart
+    track_max_gap: int = Field(4, ge=0)  # sampled frames a track may miss and still continue
+
+    @property
+    def scale(self) -> float:
+        """Square crop side relative to the box's longer side."""
+        return self.crop_scale if self.crop_margin is None else 1 + 2 * self.crop_margin
+
+
+class FrontEndConfig(Strict):
+    limits: MediaLimits = MediaLimits()
+    sampling: SamplingConfig = SamplingConfig()
+    faces: FaceConfig = FaceConfig()
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None) -> FrontEndConfig:
+    """Read a YAML config (or the defaults) and apply `section.key` overrides."""
+    data: dict = {}
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        data.setdefault(section, {})[key] = value
+    return FrontEndConfig.model_validate(data)
+
