@@ -109,6 +109,82 @@ def faces_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="adapter: ffpp, celebdf, dfdc, folder, csv")
+    p.add_argument("--root", required=True, help="the dataset's folder (or CSV file for `csv`)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="adapter option, e.g. compression=c40, methods=Deepfakes,FaceSwap, group_regex=^([a-z]+)")
+    p.add_argument("--crops-as-is", action="store_true", help="the images are face crops already: no detection")
+
+
+def _rows(args: argparse.Namespace, split: str | None = None):
+    from detector.datasets import manifest
+
+    options = {}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        options[key] = value.split(",") if key == "methods" else value
+    rows = manifest(args.dataset, args.root, **options)
+    return [r for r in rows if split in (None, "all", r.split)]
+
+
+def _preprocess_args(p: argparse.ArgumentParser) -> None:
+    _dataset_args(p)
+    p.add_argument("--out", required=True, help="cache folder (resumes where a previous run stopped)")
+    _frontend_args(p)
+
+
+@command("preprocess", _preprocess_args)
+def preprocess_cmd(args: argparse.Namespace) -> int:
+    """Run the face front end over a dataset and keep the crops (resumable)."""
+    from detector.cache import preprocess
+
+    cfg = _frontend_config(args)
+    rows = _rows(args)
+    with _progress() as progress:
+        task = progress.add_task("preprocessing", total=len(rows))
+        counts = preprocess(rows, args.out, cfg, workers=args.workers, crops_as_is=args.crops_as_is,
+                            progress=lambda: progress.advance(task))
+    console.print(f"{len(rows)} files in the manifest: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint bundle folder")
+    _dataset_args(p)
+    p.add_argument("--out", required=True, help="report folder: report.json, roc.png")
+    p.add_argument("--split", default="test", help="train, val, test or all")
+    p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads")
+
+
+@command("evaluate", _evaluate_args)
+def evaluate_cmd(args: argparse.Namespace) -> int:
+    """Score a dataset with a bundle: frame/video AUC, AP, EER, log-loss, TPR at the stored threshold."""
+    from detector.evaluate import evaluate
+
+    rows = _rows(args, args.split)
+    if not rows:
+        console.print(f"[red]no rows in split {args.split!r}")
+        return 2
+    with _progress() as progress:
+        task = progress.add_task("evaluating", total=len(rows))
+        report = evaluate(args.checkpoint, rows, args.out, frames=args.frames, device=args.device,
+                          crops_as_is=args.crops_as_is, workers=args.workers, progress=lambda: progress.advance(task))
+    table = Table("level", "n (real/fake)", "AUC", "AP", "EER", "log-loss", "acc@t", "TPR@t", "FPR@t",
+                  title=f"{args.dataset} {args.split}: {report['files']}")
+    rows_out = [("frame", report["frame"]), ("video", report["video"])]
+    rows_out += [(f"video: {k}", v) for k, v in report["per_source_video"].items()]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for name, r in rows_out:
+        table.add_row(name, f"{r['n']} ({r['n_real']}/{r['n_fake']})", fmt(r["auc"]), fmt(r["ap"]), fmt(r["eer"]),
+                      fmt(r["log_loss"]), fmt(r.get("accuracy")), fmt(r.get("tpr")), fmt(r.get("fpr")))
+    Console().print(table)
+    console.print(f"report in {Path(args.out) / 'report.json'}, ROC in {Path(args.out) / 'roc.png'}")
+    return 0
+
+
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="folder for the sample uploads and results")
 

@@ -1,0 +1,61 @@
+"""Checkpoint bundle: weights plus everything needed to score with them alone.
+
+    BUNDLE/model.safetensors   the network's state dict
+    BUNDLE/bundle.json         family + model kwargs, input size, mean/std, face-crop settings,
+                               calibration, thresholds, training data and metrics
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, Field
+from safetensors.torch import load_file, save_file
+
+from detector.calibration import Calibration
+from detector.config import FaceConfig
+from detector.models import create_model
+
+
+class Thresholds(BaseModel):
+    likely_fake: float = 0.5  # at the bundle's operating point (e.g. 1% FPR on validation videos)
+    review: float = 0.3
+
+
+class BundleMeta(BaseModel):
+    kind: str = "visual"  # visual | audio
+    family: str  # model registry name
+    model: dict  # its keyword arguments (pretrained weights are never needed again)
+    input_size: int
+    mean: list[float]
+    std: list[float]
+    faces: FaceConfig = FaceConfig()
+    calibration: Calibration = Calibration()
+    thresholds: Thresholds = Thresholds()
+    operating_point: dict = Field(default_factory=dict)
+    training: dict = Field(default_factory=dict)
+    metrics: dict = Field(default_factory=dict)
+    version: str = ""  # content hash of the weights, set on save
+
+
+def save_bundle(folder: str | Path, net: torch.nn.Module, meta: BundleMeta) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "model.safetensors"
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(weights))
+    meta = meta.model_copy(update={"version": hashlib.sha256(weights.read_bytes()).hexdigest()[:16]})
+    (folder / "bundle.json").write_text(meta.model_dump_json(indent=2))
+    return folder
+
+
+def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, BundleMeta]:
+    folder = Path(folder)
+    if not (folder / "bundle.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a checkpoint bundle (no bundle.json)")
+    meta = BundleMeta.model_validate_json((folder / "bundle.json").read_text())
+    net = create_model(meta.family, **{**meta.model, "pretrained": False})
+    net.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return net.to(device).eval(), meta

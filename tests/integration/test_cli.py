@@ -1,0 +1,61 @@
+"""The `deepfake-detect` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("deepfake-detect")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_faces_command_reports_every_file(media_dir, tmp_path):
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\0" * 64)
+    out = tmp_path / "faces.jsonl"
+    crops = tmp_path / "crops"
+    r = run_cli("faces", str(media_dir / "pan.mp4"), str(media_dir / "coffee.png"), str(tmp_path / "broken.mp4"),
+                str(media_dir / "chirp.flac"), "--frames", "6", "--out", str(out), "--save-crops", str(crops))
+    assert r.returncode == 0, r.stderr
+    records = {Path(x["path"]).name: x for x in map(json.loads, out.read_text().splitlines())}
+    assert set(records) == {"pan.mp4", "coffee.png", "broken.mp4", "chirp.flac"}
+    pan = records["pan.mp4"]
+    assert pan["frames_read"] == 6 and pan["faces_per_frame"] == [1] * 6 and len(pan["tracks"]) == 1
+    assert len(pan["frames"][0]["faces"][0]["landmarks"]) == 5
+    assert records["coffee.png"]["faces_per_frame"] == [0]
+    assert records["broken.mp4"]["error"]["type"] == "CorruptMedia"
+    assert records["chirp.flac"]["media_type"] == "audio"
+    assert len(list(crops.rglob("*.jpg"))) == 6
+    assert "pan.mp4" in r.stdout and "CorruptMedia" in r.stdout
+
+
+def test_faces_reads_folders_and_stdin(media_dir, tmp_path):
+    out = tmp_path / "all.jsonl"
+    r = run_cli("faces", str(media_dir), "--frames", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert len(out.read_text().splitlines()) == len([p for p in media_dir.iterdir() if p.is_file()])
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    (tmp_path / "c.yaml").write_text("faces:\n  nope: 1\n")
+    r = run_cli("faces", "x.jpg", "--config", str(tmp_path / "c.yaml"))
+    assert r.returncode != 0 and "nope" in r.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path):
+    r = run_cli("demo", "--out", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(x) for x in (tmp_path / "demo" / "faces.jsonl").read_text().splitlines()]
+    assert len(records) == 5 and not any("error" in x for x in records)
+    faces = {Path(x["path"]).name: sum(x["faces_per_frame"]) for x in records}
+    assert faces["astronaut.jpg"] == 1 and faces["coffee.png"] == 0 and faces["astronaut_pan.mp4"] == 32

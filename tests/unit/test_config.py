@@ -1,0 +1,32 @@
+"""Every YAML under configs/ loads, and bad values fail on load with the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from detector.config import FrontEndConfig, load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_config_loads(path):
+    assert isinstance(load_config(path), FrontEndConfig)
+
+
+def test_frontend_yaml_states_the_built_in_defaults():
+    assert load_config(CONFIGS[0].parent / "frontend.yaml") == FrontEndConfig()
+
+
+def test_unknown_keys_and_bad_values_fail(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("faces:\n  crop_sise: 224\n")
+    with pytest.raises(ValidationError, match="crop_sise"):
+        load_config(bad)
+    with pytest.raises(ValidationError, match="exactly one"):
+        load_config(None, {"sampling.fps": 5})
+    with pytest.raises(ValidationError, match="detect_scale"):
+        load_config(None, {"faces.detect_scale": 2})

@@ -1,0 +1,112 @@
+"""Face detection, crops, tracks and the multi-upload scanner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detector import samples
+from detector.config import FaceConfig, SamplingConfig
+from detector.faces import FaceDetector, FrameFaces, Face, cut_crop, iou, link_tracks, scan_files, square_box
+from detector.media import iter_frames
+
+
+def test_astronaut_has_one_face_with_landmarks_inside(detector):
+    (faces,) = detector.detect([samples.astronaut()])
+    assert len(faces) == 1
+    face = faces[0]
+    x1, y1, x2, y2 = face.box
+    assert face.prob > 0.99 and 60 < x2 - x1 < 140 and 60 < y2 - y1 < 160
+    assert ((face.landmarks[:, 0] > x1) & (face.landmarks[:, 0] < x2)).all()
+    assert ((face.landmarks[:, 1] > y1) & (face.landmarks[:, 1] < y2)).all()
+    eyes, mouth = face.landmarks[:2], face.landmarks[3:]
+    assert eyes[:, 1].mean() < face.landmarks[2, 1] < mouth[:, 1].mean()  # eyes over nose over mouth
+    assert face.crop.shape == (224, 224, 3) and face.crop.dtype == np.uint8
+
+
+def test_no_face_in_coffee(detector):
+    assert detector.detect([samples.no_face()]) == [[]]
+
+
+def test_batch_of_mixed_sizes_matches_single_calls(detector):
+    images = [samples.astronaut(), samples.no_face(), samples.astronaut()[100:400, 50:450]]
+    batched = detector.detect(images)
+    for image, got in zip(images, batched):
+        (alone,) = detector.detect([image])
+        assert len(alone) == len(got)
+        for a, b in zip(alone, got):  # padding shifts the pyramid's grid a little
+            assert iou(a.box[None], b.box[None])[0, 0] > 0.9
+
+
+def test_detection_on_a_downscaled_copy_maps_boxes_back():
+    big = np.kron(samples.astronaut(), np.ones((3, 3, 1), np.uint8))  # 1536 px, face ~3x larger
+    full = FaceDetector(FaceConfig(detect_max_side=None)).detect([big], crops=False)[0]
+    small = FaceDetector(FaceConfig(detect_scale=0.25, detect_max_side=None)).detect([big], crops=False)[0]
+    assert len(full) == len(small) == 1
+    assert iou(full[0].box[None], small[0].box[None])[0, 0] > 0.8
+
+
+def test_crop_scale_or_margin():
+    assert list(square_box(np.array([100, 100, 200, 150]), 1.3)) == [85, 60, 215, 190]
+    assert FaceConfig(crop_margin=1 / 3).scale == pytest.approx(5 / 3)
+
+
+def test_crop_leaving_the_frame_is_padded_black():
+    image = np.full((100, 100, 3), 200, np.uint8)
+    crop = cut_crop(image, np.array([-50, -50, 50, 50]), 20)
+    assert crop.shape == (20, 20, 3)
+    assert crop[:8, :8].max() == 0 and crop[12:, 12:].min() == 200
+
+
+def face_at(x: float, y: float, side: float = 50, prob: float = 0.99) -> Face:
+    box = np.array([x, y, x + side, y + side], np.float32)
+    return Face(box=box, prob=prob, landmarks=np.zeros((5, 2)), crop_box=box.astype(int))
+
+
+def test_tracks_follow_people_across_frames_and_gaps():
+    frames = []
+    for i in range(10):
+        faces = [face_at(10 + 8 * i, 20), face_at(300 - 8 * i, 40)]  # two people walking past each other
+        if i == 4:
+            faces = faces[:1]  # the second is missed in one frame
+        frames.append(FrameFaces(i, i / 10, 400, 300, faces))
+    frames.append(FrameFaces(10, 1.0, 400, 300, [face_at(200, 250)]))  # someone new
+    tracks = link_tracks(frames)
+    assert [len(t.frames) for t in tracks] == [10, 9, 1]
+    assert {f.faces[0].track for f in frames[:10]} == {0}
+    assert {f.faces[1].track for f in frames[:10] if len(f.faces) > 1} == {1}
+
+
+def test_a_track_ends_after_a_long_gap():
+    frames = [FrameFaces(i, float(i), 100, 100, [face_at(10, 10)] if i in (0, 9) else []) for i in range(10)]
+    assert len(link_tracks(frames, FaceConfig(track_max_gap=4))) == 2
+
+
+def test_video_scan_gives_one_track(media_dir, detector):
+    frames = detector.scan(iter_frames(media_dir / "pan.mp4", SamplingConfig(frames=8)))
+    assert [len(f.faces) for f in frames] == [1] * 8
+    assert len(link_tracks(frames)) == 1
+
+
+def test_scan_files_keeps_going_past_bad_uploads(media_dir, tmp_path):
+    (tmp_path / "bad.mp4").write_bytes(b"\0" * 100)
+    paths = [media_dir / "pan.mp4", tmp_path / "bad.mp4", media_dir / "coffee.mp4", media_dir / "chirp.wav",
+             media_dir / "astronaut.jpg", tmp_path / "missing.png"]
+    detector = FaceDetector(FaceConfig(batch_size=4))  # batches cross upload boundaries
+    scans = {s.path: s for s in scan_files(paths, detector, SamplingConfig(frames=6), decoders=2)}
+    assert set(scans) == {str(p) for p in paths}
+    ok = {p: s for p, s in scans.items() if s.error is None}
+    assert set(ok) == {str(media_dir / n) for n in ("pan.mp4", "coffee.mp4", "chirp.wav", "astronaut.jpg")}
+    assert [len(f.faces) for f in ok[str(media_dir / "pan.mp4")].frames] == [1] * 6
+    assert len(ok[str(media_dir / "pan.mp4")].tracks) == 1
+    assert [len(f.faces) for f in ok[str(media_dir / "coffee.mp4")].frames] == [0] * 6
+    assert ok[str(media_dir / "chirp.wav")].to_dict()["frames_read"] == 0  # audio: valid, empty
+    assert scans[str(tmp_path / "bad.mp4")].to_dict()["error"]["type"] == "UnsupportedMedia"
+
+
+def test_scan_files_can_stop_early(media_dir):
+    detector = FaceDetector()
+    scans = scan_files([media_dir / "pan.mp4"] * 6, detector, SamplingConfig(frames=4))
+    first = next(scans)
+    scans.close()  # the decoder threads end instead of blocking on a full queue
+    assert first.error is None
