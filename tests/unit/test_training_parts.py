@@ -1,0 +1,90 @@
+"""Metrics, calibration, self-blended images, bundles and the crop cache, on small real inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from detector import samples
+from detector.bundle import BundleMeta, load_bundle, save_bundle
+from detector.cache import preprocess, read_index
+from detector.calibration import fit_calibration
+from detector.config import FrontEndConfig, SamplingConfig
+from detector.datasets import Row
+from detector.metrics import binary_report, by_video, eer, threshold_at_fpr
+from detector.models import create_model
+from detector.sbi import face_mask, self_blend
+
+
+def test_eer_and_threshold_at_fpr():
+    y = np.array([0] * 100 + [1] * 100)
+    s = np.r_[np.linspace(0, 0.6, 100), np.linspace(0.4, 1.0, 100)]
+    assert 0.1 < eer(y, s) < 0.25
+    t = threshold_at_fpr(y, s, 0.01)
+    assert (s[y == 0] >= t).mean() <= 0.01 and (s[y == 0] >= threshold_at_fpr(y, s, 0.1)).mean() <= 0.1
+    r = binary_report(y, s, t)
+    assert r["fpr"] <= 0.01 and r["n_real"] == r["n_fake"] == 100 and 0.9 < r["auc"] <= 1
+
+
+def test_by_video_averages_frames():
+    scores, labels, keys = by_video([0.2, 0.4, 0.9], [0, 0, 1], ["a", "a", "b"])
+    assert keys == ["a", "b"] and np.allclose(scores, [0.3, 0.9]) and list(labels) == [0, 1]
+
+
+def test_temperature_and_platt_calibration_lower_the_loss():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    logits = (y * 2 - 1) * 8 + rng.normal(0, 8, 2000)  # overconfident logits
+    raw = binary_report(y, 1 / (1 + np.exp(-logits)))["log_loss"]
+    for kind in ("temperature", "platt"):
+        cal = fit_calibration(logits, y, kind)
+        assert binary_report(y, cal(logits))["log_loss"] < raw * 0.7
+    assert fit_calibration(logits, y, "temperature").a < 1  # temperature above 1 for overconfidence
+
+
+def test_self_blend_changes_the_face_not_the_background():
+    rng = np.random.default_rng(0)
+    crop = samples.astronaut()[40:240, 130:330].copy()  # face roughly centred
+    lm = np.array([[75, 62], [118, 65], [96, 89], [73, 100], [116, 102]], np.float32)
+    fake = self_blend(crop, lm, rng)
+    diff = np.abs(fake.astype(int) - crop.astype(int)).mean(-1)
+    mask = face_mask(crop.shape[:2], lm, np.random.default_rng(1))
+    assert fake.shape == crop.shape and fake.dtype == np.uint8
+    assert diff[80:100, 85:110].mean() > diff[:15, :15].mean()  # centre of the face vs a corner
+    assert mask[90, 96] > 0.5 and mask[2, 2] < 0.01
+    assert face_mask((100, 100), None, rng)[52, 50] > 0.5
+
+
+def test_bundle_round_trip_gives_the_same_scores(tmp_path):
+    net = create_model("timm", backbone="resnet10t").eval()
+    meta = BundleMeta(family="timm", model={"backbone": "resnet10t"}, input_size=64,
+                      mean=net.mean.flatten().tolist(), std=net.std.flatten().tolist())
+    save_bundle(tmp_path / "b", net, meta)
+    loaded, meta2 = load_bundle(tmp_path / "b")
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(net(x), loaded(x))
+    assert len(meta2.version) == 16 and meta2.input_size == 64
+    with pytest.raises(FileNotFoundError, match="bundle"):
+        load_bundle(tmp_path)
+
+
+def test_cache_resumes_and_records_files_without_faces(media_dir, tmp_path):
+    rows = [Row(str(media_dir / "pan.mp4"), 0, "train", "pan", "gen"),
+            Row(str(media_dir / "coffee.mp4"), 0, "train", "coffee", "gen"),
+            Row(str(tmp_path / "missing.mp4"), 1, "test", "m", "gen")]
+    cfg = FrontEndConfig(sampling=SamplingConfig(frames=4))
+    counts = preprocess(rows[:1], tmp_path / "cache", cfg)
+    assert counts == {"skipped": 0, "ok": 1, "no_faces": 0, "error": 0}
+    counts = preprocess(rows, tmp_path / "cache", cfg)
+    assert counts == {"skipped": 1, "ok": 0, "no_faces": 1, "error": 1}
+    index = read_index(tmp_path / "cache")
+    assert len(index) == 4 and {r["video"] for r in index} == {rows[0].path}
+    assert all((tmp_path / "cache" / r["crop"]).is_file() and len(r["landmarks"]) == 5 for r in index)
+    # a crash after crops but before the file was committed: its crops are not read
+    with open(tmp_path / "cache" / "index.jsonl", "a") as f:
+        f.write(json.dumps(index[0] | {"path": "/not/done.mp4", "crop": "crops/x/t0.jpg"}) + "\n")
+    assert len(read_index(tmp_path / "cache")) == 4
