@@ -78,7 +78,7 @@ def faces_cmd(args: argparse.Namespace) -> int:
     paths = list(expand_inputs(args.paths))
     detector = FaceDetector(cfg.faces)
     out = open(args.out, "w") if args.out else None
-    table = Table("file", "type", "frames", "faces per frame", "tracks", "best prob", title="What the front end saw")
+    table = Table("file", "type", "frames", "frames with N faces", "tracks", "best prob", title="What the front end saw")
     errors = 0
     try:
         with _progress() as progress:
@@ -97,7 +97,7 @@ def faces_cmd(args: argparse.Namespace) -> int:
                     table.add_row(scan.path, f"[red]{type(scan.error).__name__}", "", str(scan.error), "", "")
                     continue
                 counts = Counter(record["faces_per_frame"])
-                per_frame = ", ".join(f"{n} in {k}" for n, k in sorted(counts.items())) or "-"
+                per_frame = ", ".join(f"{k} with {n}" for n, k in sorted(counts.items())) or "-"
                 best = max((f.prob for fr in scan.frames for f in fr.faces), default=None)
                 table.add_row(scan.path, scan.info.kind, str(len(scan.frames)), per_frame,
                               str(len(scan.tracks)), f"{best:.3f}" if best is not None else "-")

@@ -88,3 +88,21 @@ def test_cache_resumes_and_records_files_without_faces(media_dir, tmp_path):
     with open(tmp_path / "cache" / "index.jsonl", "a") as f:
         f.write(json.dumps(index[0] | {"path": "/not/done.mp4", "crop": "crops/x/t0.jpg"}) + "\n")
     assert len(read_index(tmp_path / "cache")) == 4
+
+
+def test_crop_dataset_self_blends_reals_and_balances(media_dir, tmp_path):
+    from detector.visual_data import CropDataModule, CropDataset
+
+    rows = [Row(str(media_dir / "pan.mp4"), 0, split, "pan", "gen") for split in ("train",)]
+    preprocess(rows, tmp_path / "cache", FrontEndConfig(sampling=SamplingConfig(frames=4)))
+    records = read_index(tmp_path / "cache")
+    plain = CropDataset(tmp_path / "cache", records, 64, augment=False)
+    blended = CropDataset(tmp_path / "cache", records, 64, augment=False, sbi=1.0)
+    x0, y0, v0 = plain[0]
+    x1, y1, v1 = blended[0]
+    assert x0.shape == (3, 64, 64) and 0 <= x0.min() and x0.max() <= 1
+    assert (y0, y1, v0, v1) == (0, 1, 0, 0)
+    assert (x0 - x1).abs().mean() > 0.005  # the blend changed the face
+    dm = CropDataModule(str(tmp_path / "cache"), batch_size=2, num_workers=0, crop_size=64, real_only=True, sbi=0.5)
+    dm.setup()
+    assert len(dm.datasets["train"]) == 4 and len(dm.datasets["val"]) == 0
