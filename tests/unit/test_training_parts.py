@@ -106,3 +106,20 @@ def test_crop_dataset_self_blends_reals_and_balances(media_dir, tmp_path):
     dm = CropDataModule(str(tmp_path / "cache"), batch_size=2, num_workers=0, crop_size=64, real_only=True, sbi=0.5)
     dm.setup()
     assert len(dm.datasets["train"]) == 4 and len(dm.datasets["val"]) == 0
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_backbone_loads_local_pretrained_weights(tmp_path, suffix):
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("resnet10t", pretrained=False)  # stands in for downloaded ImageNet weights
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    path = tmp_path / f"resnet10t{suffix}"
+    torch.save(state, path) if suffix == ".pth" else save_file(state, str(path))
+    net = create_model("timm", backbone="resnet10t", pretrained=str(path))
+    loaded = net.backbone.state_dict()
+    assert torch.equal(loaded["conv1.0.weight"], state["conv1.0.weight"])
+    assert loaded["fc.weight"].shape == (1, 512)  # a new one-logit head
+    with pytest.raises(FileNotFoundError):
+        create_model("timm", backbone="resnet10t", pretrained=str(tmp_path / "absent.pth"))
