@@ -72,4 +72,4 @@ def write_csv(rows: list[Row], path: str | Path) -> None:
 
 
 def _load_all() -> None:
-    from detector.datasets import celebdf, dfdc, ffpp, generic  # noqa: F401  (registers them)
+    from detector.datasets import celebdf, dfdc, ffpp, generic, speech  # noqa: F401  (registers them)

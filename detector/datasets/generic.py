@@ -4,8 +4,9 @@
     ROOT.csv  with columns path,label[,split,group,source]; path relative to the CSV's folder;
               label real/bonafide/0 or fake/spoof/1, so `../shared/data/*/labels.csv` work as is
 
-`group_regex` takes the group id from a file name (its first capture group); without it the group
-is the file's stem. Rows without a split get one from their group.
+`group_regex` takes the group id (its first capture group) from a file name in a folder, or from
+the path as written in a CSV (so `universal_melgan/[^/]+/(.+)\.wav` groups one sentence across
+vocoders); without it the group is the file's stem. Rows without a split get one from their group.
 """
 
 from __future__ import annotations
@@ -20,12 +21,9 @@ from detector.datasets import Row, hash_split, parse_label, register
 _SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
-def _group(path: Path, group_regex: str | None) -> str:
-    if group_regex:
-        m = re.search(group_regex, path.name)
-        if m:
-            return m.group(1)
-    return path.stem
+def _group(text: str, stem: str, group_regex: str | None) -> str:
+    m = re.search(group_regex, text) if group_regex else None
+    return m.group(1) if m else stem
 
 
 @register("folder")
@@ -35,7 +33,7 @@ def folder(root: Path, group_regex: str | None = None) -> Iterator[Row]:
         for label_name, label in (("real", 0), ("fake", 1)):
             for p in sorted((top / label_name).rglob("*")):
                 if p.is_file() and not p.name.startswith("."):
-                    group = _group(p, group_regex)
+                    group = _group(p.name, p.stem, group_regex)
                     yield Row(str(p.resolve()), label, split or hash_split(group), group, f"folder/{label_name}")
 
 
@@ -46,7 +44,7 @@ def csv_manifest(root: Path, group_regex: str | None = None) -> Iterator[Row]:
             if "path" not in rec or "label" not in rec:
                 raise ValueError(f"{root}: needs at least the columns path,label")
             p = (root.parent / rec["path"]).resolve()
-            group = rec.get("group") or _group(p, group_regex)
+            group = rec.get("group") or _group(rec["path"], p.stem, group_regex)
             split = _SPLIT_NAMES.get((rec.get("split") or "").lower()) or hash_split(group)
             source = rec.get("source") or root.stem
             yield Row(str(p), parse_label(rec["label"]), split, group, source)

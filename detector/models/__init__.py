@@ -21,7 +21,7 @@ def register_model(name: str):
 
 
 def create_model(family: str, **kwargs) -> torch.nn.Module:
-    from detector.models import visual  # noqa: F401  (registers its families)
+    from detector.models import audio, visual  # noqa: F401  (registers their families)
 
     if family not in _REGISTRY:
         raise KeyError(f"unknown model family {family!r}; known: {', '.join(sorted(_REGISTRY))}")
@@ -29,6 +29,6 @@ def create_model(family: str, **kwargs) -> torch.nn.Module:
 
 
 def model_names() -> list[str]:
-    from detector.models import visual  # noqa: F401
+    from detector.models import audio, visual  # noqa: F401
 
     return sorted(_REGISTRY)
