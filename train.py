@@ -1,17 +1,18 @@
-"""Train a detector: `python train.py fit --config configs/visual/cpu_small.yaml`.
+"""Train a detector: `python train.py fit --config configs/visual/cpu_small.yaml` (or configs/audio/...).
 
-LightningCLI does the argument work: every YAML under configs/visual says everything about a run
-(model, data, trainer, callbacks), and `--print_config` shows the resolved one.
+LightningCLI does the argument work: each YAML names its LightningModule and LightningDataModule
+by class path and says everything else about the run; `--print_config` shows it resolved.
 """
 
+from lightning import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 
-from detector.visual_data import CropDataModule
-from detector.visual_module import VisualDetector
+from detector.detector_module import BinaryDetector
 
 
 def main() -> None:
-    LightningCLI(VisualDetector, CropDataModule, save_config_kwargs={"overwrite": True})
+    LightningCLI(BinaryDetector, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                 save_config_kwargs={"overwrite": True})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
 
 from detector.calibration import Calibration
-from detector.config import FaceConfig
+from detector.config import AudioConfig, FaceConfig
 from detector.models import create_model
 
 
@@ -29,10 +29,11 @@ class BundleMeta(BaseModel):
     kind: str = "visual"  # visual | audio
     family: str  # model registry name
     model: dict  # its keyword arguments (pretrained weights are never needed again)
-    input_size: int
-    mean: list[float]
-    std: list[float]
-    faces: FaceConfig = FaceConfig()
+    input_size: int = 0  # visual: crop side the network takes
+    mean: list[float] = Field(default_factory=list)  # visual: inside the network, recorded here too
+    std: list[float] = Field(default_factory=list)
+    faces: FaceConfig = FaceConfig()  # visual: how crops are cut
+    audio: AudioConfig = AudioConfig()  # audio: sample rate, windows, aggregation, voice gate
     calibration: Calibration = Calibration()
     thresholds: Thresholds = Thresholds()
     operating_point: dict = Field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,6 +57,19 @@ class FaceConfig(Strict):
     def scale(self) -> float:
         """Square crop side relative to the box's longer side."""
         return self.crop_scale if self.crop_margin is None else 1 + 2 * self.crop_margin
+
+
+class AudioConfig(Strict):
+    """How long audio is cut into windows and the window scores become one file score."""
+
+    sample_rate: int = 16_000
+    window_s: float = Field(4.0375, gt=0)  # 64,600 samples at 16 kHz, as AASIST
+    hop_s: float = Field(2.0, gt=0)
+    aggregation: Literal["mean", "max", "topk"] = "mean"
+    topk: int = Field(3, gt=0)
+    vad_db: float = -35.0  # 20 ms frames this far below the file's loudest are silence
+    min_voiced: float = Field(0.2, ge=0, le=1)  # windows with less voiced time are not scored as speech
+    max_flatness: float = Field(0.4, gt=0, le=1)  # voiced frames flatter than this are noise, not voice
 
 
 class FrontEndConfig(Strict):

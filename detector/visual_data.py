@@ -94,9 +94,10 @@ class CropDataModule(L.LightningDataModule):
     def _loader(self, ds: CropDataset, shuffle: bool = False, sampler=None) -> DataLoader:
         return DataLoader(ds, batch_size=self.hparams.batch_size, shuffle=shuffle, sampler=sampler,
                           num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
-                          worker_init_fn=_seed_worker)
+                          worker_init_fn=seed_worker)
 
 
-def _seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int) -> None:
+    """Each loader worker its own random stream for augmentation."""
     info = torch.utils.data.get_worker_info()
     info.dataset.rng = np.random.default_rng(info.seed % 2**32)

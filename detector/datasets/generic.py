@@ -1,4 +1,4 @@
-"""Your own data: a folder with `real/` and `fake/` (optionally under train/val/test), or a CSV.
+r"""Your own data: a folder with `real/` and `fake/` (optionally under train/val/test), or a CSV.
 
     ROOT/[train|val|valid|test/]{real,fake}/...   any media files, recursively
     ROOT.csv  with columns path,label[,split,group,source]; path relative to the CSV's folder;
