@@ -29,6 +29,6 @@ class AudioDetector(BinaryDetector):
         return F.binary_cross_entropy_with_logits(logits, y, pos_weight=torch.tensor(self.pos_weight, device=y.device))
 
     def bundle_fields(self, datamodule) -> dict:
-        sr = AudioConfig().sample_rate
+        window_s = datamodule.hparams.window / AudioConfig().sample_rate
         return dict(kind="audio", family=self.hparams.family, model=dict(self.hparams.model or {}),
-                    audio=AudioConfig(window_s=datamodule.hparams.window / sr))
+                    audio=AudioConfig(window_s=window_s, hop_s=window_s / 2))  # scored as trained, half-overlapping

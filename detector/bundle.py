@@ -57,6 +57,6 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> tuple
     if not (folder / "bundle.json").is_file():
         raise FileNotFoundError(f"{folder}: not a checkpoint bundle (no bundle.json)")
     meta = BundleMeta.model_validate_json((folder / "bundle.json").read_text())
-    net = create_model(meta.family, **{**meta.model, "pretrained": False})
+    net = create_model(meta.family, **meta.model)  # builds without downloading: weights come next
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
     return net.to(device).eval(), meta

@@ -67,9 +67,15 @@ class AudioConfig(Strict):
     hop_s: float = Field(2.0, gt=0)
     aggregation: Literal["mean", "max", "topk"] = "mean"
     topk: int = Field(3, gt=0)
-    vad_db: float = -35.0  # 20 ms frames this far below the file's loudest are silence
+    vad_db: float = -45.0  # 20 ms frames quieter than this (dBFS) are silence
     min_voiced: float = Field(0.2, ge=0, le=1)  # windows with less voiced time are not scored as speech
     max_flatness: float = Field(0.4, gt=0, le=1)  # voiced frames flatter than this are noise, not voice
+
+    @model_validator(mode="after")
+    def _hop_within_window(self) -> "AudioConfig":
+        if self.hop_s > self.window_s:
+            raise ValueError("audio.hop_s must not exceed audio.window_s: every sample is scored")
+        return self
 
 
 class FrontEndConfig(Strict):

@@ -1,4 +1,5 @@
-"""Evaluate a visual bundle on a dataset: the real front end, then frame- and video-level metrics."""
+"""Evaluate a bundle on a dataset through the real front end: face crops of sampled frames for a
+visual bundle, voice-gated sliding windows for an audio one; metrics per crop/window and per file."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from detector.bundle import BundleMeta, load_bundle
 from detector.config import SamplingConfig
 from detector.datasets import Row
 from detector.faces import FaceDetector, resolve_device, scan_files
-from detector.media import MediaError, read_image
+from detector.audio_scoring import score_chunks
+from detector.media import MediaError, iter_audio, read_image
 from detector.metrics import binary_report, by_video
 
 
@@ -30,15 +32,11 @@ def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray],
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int = 32, device: str = "auto",
-             crops_as_is: bool = False, workers: int = 2, progress=None) -> dict:
-    net, meta = load_bundle(bundle, resolve_device(device))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def _visual_scores(net, meta: BundleMeta, rows: list[Row], frames: int, device: str, crops_as_is: bool,
+                   workers: int, status: dict, progress) -> tuple[list[Row], list[str], np.ndarray]:
+    """Per face crop: its row, its video key, its logit."""
     by_path = {r.path: r for r in rows}
-    crop_rows: list[tuple[Row, str, np.ndarray]] = []  # (row, video key, crop)
-    status = defaultdict(int)
-
+    crop_rows: list[tuple[Row, str, np.ndarray]] = []
     if crops_as_is:
         for r in rows:
             try:
@@ -59,21 +57,54 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int =
             faces = [f.crop for fr in scan.frames for f in fr.faces]
             status["ok" if faces else "no_faces"] += 1
             crop_rows += [(by_path[scan.path], scan.path, c) for c in faces]
-
     logits = crop_logits(net, meta, [c for _, _, c in crop_rows])
-    probs = meta.calibration(logits)
-    labels = np.array([r.label for r, _, _ in crop_rows], int)
-    videos = [v for _, v, _ in crop_rows]
-    t = meta.thresholds.likely_fake
+    return [r for r, _, _ in crop_rows], [v for _, v, _ in crop_rows], meta.calibration(logits)
+
+
+def _audio_scores(net, meta: BundleMeta, rows: list[Row], status: dict, progress) -> tuple[list[Row], list[str], np.ndarray]:
+    """Per scored window: its row, its file, its calibrated probability."""
+    out_rows, keys, probs = [], [], []
+    for r in rows:
+        try:
+            _, segments = score_chunks(net, meta.calibration, iter_audio(r.path, sample_rate=meta.audio.sample_rate),
+                                       meta.audio)
+        except MediaError:
+            status["error"] += 1
+            continue
+        finally:
+            if progress:
+                progress()
+        scored = [s.score for s in segments if s.score is not None]
+        status["ok" if scored else "no_speech"] += 1
+        out_rows += [r] * len(scored)
+        keys += [r.path] * len(scored)
+        probs += scored
+    return out_rows, keys, np.asarray(probs)
+
+
+def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int = 32, device: str = "auto",
+             crops_as_is: bool = False, workers: int = 2, progress=None) -> dict:
+    """Frame (face crop or audio window) and video (file) level metrics of a bundle on `rows`."""
+    net, meta = load_bundle(bundle, resolve_device(device))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    status: dict = defaultdict(int)
+    if meta.kind == "audio":
+        item_rows, videos, probs = _audio_scores(net, meta, rows, status, progress)
+    else:
+        item_rows, videos, probs = _visual_scores(net, meta, rows, frames, device, crops_as_is, workers, status, progress)
+    labels = np.array([r.label for r in item_rows], int)
     vs, vy, vkeys = by_video(probs, labels, videos)
-    source_of = {v: r.source for r, v, _ in crop_rows}
+    source_of = {v: r.source for r, v in zip(item_rows, videos)}
+    t = meta.thresholds.likely_fake
     per_source = {}  # a fake source against every real video; a real source on its own (its FPR)
     for source in sorted(set(source_of.values())):
         own = np.array([source_of[k] == source for k in vkeys])
         mask = own | (vy == 0) if vy[own].any() else own
         per_source[source] = binary_report(vy[mask], vs[mask], t)
     report = {
-        "bundle": str(bundle), "model_version": meta.version, "frames_per_video": frames,
+        "bundle": str(bundle), "kind": meta.kind, "model_version": meta.version,
+        "frames_per_video": frames if meta.kind == "visual" else None,
         "files": dict(status) | {"total": len(rows)},
         "frame": binary_report(labels, probs, t),
         "video": binary_report(vy, vs, t),

@@ -6,7 +6,9 @@ r"""Your own data: a folder with `real/` and `fake/` (optionally under train/val
 
 `group_regex` takes the group id (its first capture group) from a file name in a folder, or from
 the path as written in a CSV (so `universal_melgan/[^/]+/(.+)\.wav` groups one sentence across
-vocoders); without it the group is the file's stem. Rows without a split get one from their group.
+vocoders); without it the group is the file's stem. `source_regex` does the same for the source
+(e.g. the vocoder), which is otherwise the CSV's `source` column or the CSV's name. Rows without a
+split get one from their group.
 """
 
 from __future__ import annotations
@@ -38,13 +40,17 @@ def folder(root: Path, group_regex: str | None = None) -> Iterator[Row]:
 
 
 @register("csv")
-def csv_manifest(root: Path, group_regex: str | None = None) -> Iterator[Row]:
+def csv_manifest(root: Path, group_regex: str | None = None, source_regex: str | None = None,
+                 include: str | None = None) -> Iterator[Row]:
+    """`include`: keep only rows whose path matches this regular expression."""
     with root.open(newline="") as f:
-        for i, rec in enumerate(csv.DictReader(f)):
+        for rec in csv.DictReader(f):
             if "path" not in rec or "label" not in rec:
                 raise ValueError(f"{root}: needs at least the columns path,label")
+            if include and not re.search(include, rec["path"]):
+                continue
             p = (root.parent / rec["path"]).resolve()
             group = rec.get("group") or _group(rec["path"], p.stem, group_regex)
             split = _SPLIT_NAMES.get((rec.get("split") or "").lower()) or hash_split(group)
-            source = rec.get("source") or root.stem
+            source = _group(rec["path"], rec.get("source") or root.stem, source_regex)
             yield Row(str(p), parse_label(rec["label"]), split, group, source)
