@@ -10,8 +10,9 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, ro
 
 
 def eer(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Equal error rate: where the false-positive and false-negative rates cross."""
-    fpr, tpr, _ = roc_curve(labels, scores)
+    """Equal error rate, as the ASVspoof evaluation package computes it: at the threshold where the
+    false-acceptance and false-rejection rates are closest, their mean."""
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     fnr = 1 - tpr
     i = int(np.nanargmin(np.abs(fnr - fpr)))
     return float((fpr[i] + fnr[i]) / 2)

@@ -75,3 +75,12 @@ def test_augmentations_keep_length_and_change_the_signal():
 def test_hop_longer_than_window_is_refused():
     with pytest.raises(ValueError, match="hop_s"):
         AudioConfig(window_s=1.0, hop_s=2.0)
+
+
+def test_a_videos_audio_track_is_scored_like_audio(media_dir):
+    from detector.media import iter_audio
+
+    cfg = AudioConfig(window_s=0.5, hop_s=0.25)
+    score, segs = score_chunks(Loudness(), Calibration(), iter_audio(media_dir / "pan.mp4", window_s=0.3), cfg)
+    assert score is not None and segs[-1].end == pytest.approx(1.6, abs=0.07)  # the 1.6 s chirp track
+    assert all(s.score is not None for s in segs)

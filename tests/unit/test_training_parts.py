@@ -123,3 +123,16 @@ def test_backbone_loads_local_pretrained_weights(tmp_path, suffix):
     assert loaded["fc.weight"].shape == (1, 512)  # a new one-logit head
     with pytest.raises(FileNotFoundError):
         create_model("timm", backbone="resnet10t", pretrained=str(tmp_path / "absent.pth"))
+
+
+def test_eer_matches_a_direct_threshold_sweep():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    s = rng.normal(y * 1.2, 1.0)
+    best = None
+    for t in np.sort(np.r_[s, np.inf]):  # every threshold: accept as spoof when score >= t
+        far = np.mean(s[y == 0] >= t)  # bona fide accepted as spoof
+        frr = np.mean(s[y == 1] < t)  # spoof missed
+        if best is None or abs(far - frr) < best[0]:
+            best = (abs(far - frr), (far + frr) / 2)
+    assert eer(y, s) == pytest.approx(best[1], abs=1e-9)
