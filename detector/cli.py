@@ -175,6 +175,7 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     table = Table("level", "n (real/fake)", "AUC", "AP", "EER", "log-loss", "acc@t", "TPR@t", "FPR@t",
                   title=f"{args.dataset} {args.split}: {report['files']}")
     rows_out = [("frame", report["frame"]), ("video", report["video"])]
+    rows_out += [("upload (scorer)", report["upload"])] if report["upload"] else []
     rows_out += [(f"video: {k}", v) for k, v in report["per_source_video"].items()]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for name, r in rows_out:

@@ -8,95 +8,72 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from detector.bundle import BundleMeta, load_bundle
 from detector.config import SamplingConfig
 from detector.datasets import Row
-from detector.faces import FaceDetector, resolve_device, scan_files
-from detector.audio_scoring import score_chunks
-from detector.media import MediaError, iter_audio, read_image
+from detector.faces import resolve_device
+from detector.media import MediaError, read_image
+from detector.scoring import ErrorRecord, Scorer, crop_logits
 from detector.metrics import binary_report, by_video
 
 
-@torch.inference_mode()
-def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-    """Logits for (S, S, 3) uint8 crops, resized to the bundle's input size, in batches."""
-    device = next(net.parameters()).device
-    out = []
-    for i in range(0, len(crops), batch_size):
-        x = torch.from_numpy(np.stack(crops[i : i + batch_size])).to(device).permute(0, 3, 1, 2).float() / 255
-        if x.shape[-1] != meta.input_size:  # (B, 3, S, S)
-            x = torch.nn.functional.interpolate(x, size=meta.input_size, mode="bilinear", antialias=True)
-        out.append(net(x).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0)
-
-
-def _visual_scores(net, meta: BundleMeta, rows: list[Row], frames: int, device: str, crops_as_is: bool,
-                   workers: int, status: dict, progress) -> tuple[list[Row], list[str], np.ndarray]:
-    """Per face crop: its row, its video key, its logit."""
-    by_path = {r.path: r for r in rows}
-    crop_rows: list[tuple[Row, str, np.ndarray]] = []
-    if crops_as_is:
-        for r in rows:
-            try:
-                crop_rows.append((r, r.group, read_image(r.path)))
-                status["ok"] += 1
-            except MediaError:
-                status["error"] += 1
-            if progress:
-                progress()
-    else:
-        detector = FaceDetector(meta.faces.model_copy(update={"device": device}))
-        for scan in scan_files(list(by_path), detector, SamplingConfig(frames=frames), decoders=workers):
-            if progress:
-                progress()
-            if scan.error is not None:
-                status["error"] += 1
-                continue
-            faces = [f.crop for fr in scan.frames for f in fr.faces]
-            status["ok" if faces else "no_faces"] += 1
-            crop_rows += [(by_path[scan.path], scan.path, c) for c in faces]
-    logits = crop_logits(net, meta, [c for _, _, c in crop_rows])
-    return [r for r, _, _ in crop_rows], [v for _, v, _ in crop_rows], meta.calibration(logits)
-
-
-def _audio_scores(net, meta: BundleMeta, rows: list[Row], status: dict, progress) -> tuple[list[Row], list[str], np.ndarray]:
-    """Per scored window: its row, its file, its calibrated probability."""
-    out_rows, keys, probs = [], [], []
+def _crop_items(bundle, rows: list[Row], device: str, status: dict, progress):
+    """Datasets of ready-made face crops: each image is one crop, its group the video."""
+    net, meta = load_bundle(bundle, resolve_device(device))
+    items = []
     for r in rows:
         try:
-            _, segments = score_chunks(net, meta.calibration, iter_audio(r.path, sample_rate=meta.audio.sample_rate),
-                                       meta.audio)
+            items.append((r, r.group, read_image(r.path)))
+            status["ok"] += 1
         except MediaError:
             status["error"] += 1
+        if progress:
+            progress()
+    probs = meta.calibration(crop_logits(net, meta, [c for _, _, c in items]))
+    return [r for r, _, _ in items], [v for _, v, _ in items], probs, {}
+
+
+def _scorer_items(bundle, kind: str, rows: list[Row], frames: int, device: str, workers: int, status: dict, progress):
+    """Uploads through the production Scorer: its per-crop or per-window scores, and its upload score."""
+    by_path = {r.path: r for r in rows}
+    scorer = Scorer(**{kind: bundle}, device=device, sampling=SamplingConfig(frames=frames))
+    item_rows, keys, probs, upload = [], [], [], {}
+    for v in scorer.score_many(list(by_path), workers=workers):
+        if progress:
+            progress()
+        if isinstance(v, ErrorRecord):
+            status["error"] += 1
             continue
-        finally:
-            if progress:
-                progress()
-        scored = [s.score for s in segments if s.score is not None]
-        status["ok" if scored else "no_speech"] += 1
-        out_rows += [r] * len(scored)
-        keys += [r.path] * len(scored)
-        probs += scored
-    return out_rows, keys, np.asarray(probs)
+        result = v.visual if kind == "visual" else v.audio
+        scores = ([f.score for t in result.faces for f in t.frames] if kind == "visual"
+                  else [s.score for s in result.segments if s.score is not None]) if result else []
+        status["ok" if scores else "no_signal"] += 1
+        item_rows += [by_path[v.path]] * len(scores)
+        keys += [v.path] * len(scores)
+        probs += scores
+        if v.score is not None:
+            upload[v.path] = v.score
+    return item_rows, keys, np.asarray(probs), upload
 
 
 def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int = 32, device: str = "auto",
              crops_as_is: bool = False, workers: int = 2, progress=None) -> dict:
-    """Frame (face crop or audio window) and video (file) level metrics of a bundle on `rows`."""
-    net, meta = load_bundle(bundle, resolve_device(device))
+    """Metrics of a bundle on `rows` per frame (face crop or voiced audio window), per video/file
+    (frame scores averaged, as DeepfakeBench does) and per upload (the Scorer's own score)."""
+    meta = BundleMeta.model_validate_json((Path(bundle) / "bundle.json").read_text())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     status: dict = defaultdict(int)
-    if meta.kind == "audio":
-        item_rows, videos, probs = _audio_scores(net, meta, rows, status, progress)
+    if crops_as_is:
+        item_rows, videos, probs, upload = _crop_items(bundle, rows, device, status, progress)
     else:
-        item_rows, videos, probs = _visual_scores(net, meta, rows, frames, device, crops_as_is, workers, status, progress)
+        item_rows, videos, probs, upload = _scorer_items(bundle, meta.kind, rows, frames, device, workers, status, progress)
     labels = np.array([r.label for r in item_rows], int)
     vs, vy, vkeys = by_video(probs, labels, videos)
     source_of = {v: r.source for r, v in zip(item_rows, videos)}
     t = meta.thresholds.likely_fake
+    by_row = {r.path: r for r in rows}
     per_source = {}  # a fake source against every real video; a real source on its own (its FPR)
     for source in sorted(set(source_of.values())):
         own = np.array([source_of[k] == source for k in vkeys])
@@ -108,6 +85,7 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int =
         "files": dict(status) | {"total": len(rows)},
         "frame": binary_report(labels, probs, t),
         "video": binary_report(vy, vs, t),
+        "upload": binary_report([by_row[p].label for p in upload], list(upload.values()), t) if upload else None,
         "per_source_video": per_source,
         "videos": [{"video": k, "label": int(y), "score": round(float(s), 5), "source": source_of[k]}
                    for k, y, s in zip(vkeys, vy, vs)],

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Iterable, Iterator, Literal
 
 import numpy as np
+import torch
 from pydantic import BaseModel, Field
 
 from detector.audio_scoring import score_chunks
 from detector.bundle import BundleMeta, load_bundle
 from detector.config import MediaLimits, SamplingConfig
-from detector.evaluate import crop_logits
 from detector.faces import FaceDetector, Scan, resolve_device, scan_files
 from detector.media import MediaError, iter_audio, probe
 
@@ -83,6 +83,19 @@ def file_id(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@torch.inference_mode()
+def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """Logits for (S, S, 3) uint8 crops, resized to the bundle's input size, in batches."""
+    device = next(net.parameters()).device
+    out = []
+    for i in range(0, len(crops), batch_size):
+        x = torch.from_numpy(np.stack(crops[i : i + batch_size])).to(device).permute(0, 3, 1, 2).float() / 255
+        if x.shape[-1] != meta.input_size:  # (B, 3, S, S)
+            x = torch.nn.functional.interpolate(x, size=meta.input_size, mode="bilinear", antialias=True)
+        out.append(net(x).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def _decide(score: float | None, meta: BundleMeta) -> Decision:

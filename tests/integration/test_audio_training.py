@@ -51,6 +51,6 @@ def test_audio_training_and_evaluation(toy_speech, tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["kind"] == "audio" and report["video"]["n"] == 20
+    assert report["kind"] == "audio" and report["video"]["n"] == report["upload"]["n"] == 20
     assert report["frame"]["n"] == 60  # 2 s files, 1 s windows every 0.5 s: 3 windows each
     assert report["video"]["auc"] > 0.8 and report["video"]["eer"] < 0.3  # chance: 0.5, 0.5
