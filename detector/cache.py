@@ -91,7 +91,8 @@ def _write_whole_image(cache: Path, row: Row, crop_size: int, cfg: FrontEndConfi
     image = read_image(row.path, cfg.limits)
     (cache / "crops" / key).mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).resize((crop_size, crop_size), Image.BILINEAR).save(cache / "crops" / key / "t0_f0000.jpg", quality=95)
-    index.write(json.dumps(asdict(row) | {"video": row.group, "crop": f"crops/{key}/t0_f0000.jpg", "frame": 0, "t": 0.0, "track": 0,
+    # a group may hold a real video and its fakes: the label keeps them apart as videos
+    index.write(json.dumps(asdict(row) | {"video": f"{row.group}:{row.label}", "crop": f"crops/{key}/t0_f0000.jpg", "frame": 0, "t": 0.0, "track": 0,
                                           "box": None, "landmarks": None, "prob": None}) + "\n")
     return {"path": row.path, "key": key, "status": "ok", "frames": 1, "faces": 1}
 

@@ -252,16 +252,27 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 @command("demo", _demo_args)
 def demo_cmd(args: argparse.Namespace) -> int:
-    """Build sample uploads in code and run the pipeline on them."""
-    from detector.samples import make_samples
+    """Build sample uploads in code, train two small models on generated data, score the samples."""
+    import json
+
+    from detector.demo import DISCLAIMER, run_demo
 
     out = Path(args.out)
-    samples = make_samples(out / "samples")
-    console.print(f"built {len(samples)} sample uploads in {out / 'samples'}")
-    ns = argparse.Namespace(paths=[str(p) for p in samples], out=str(out / "faces.jsonl"),
-                            save_crops=str(out / "crops"), config=None, frames=None, fps=None,
-                            device=None, workers=2)
-    return faces_cmd(ns)
+    (out / "results.jsonl").unlink(missing_ok=True)
+    uploads, visual, audio = run_demo(out, say=console.print)
+    ns = argparse.Namespace(inputs=[str(p) for p in uploads], manifest=None, visual=str(visual), audio=str(audio),
+                            out=str(out / "results.jsonl"), csv=str(out / "results.csv"), workers=2, batch_size=64,
+                            frames=16, device="auto")
+    score_cmd(ns)
+    table = Table("upload", "type", "decision", "score", "face", "voice", title="Verdicts")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for line in (out / "results.jsonl").read_text().splitlines():
+        v = json.loads(line)
+        table.add_row(Path(v["path"]).name, v.get("media_type", "-"), v.get("decision", "error"), fmt(v.get("score")),
+                      fmt((v.get("visual") or {}).get("score")), fmt((v.get("audio") or {}).get("score")))
+    Console().print(table)
+    Console().print(f"[bold]{DISCLAIMER}[/bold]")
+    return 0
 
 
 def _progress() -> Progress:

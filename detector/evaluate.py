@@ -24,7 +24,7 @@ def _crop_items(bundle, rows: list[Row], device: str, status: dict, progress):
     items = []
     for r in rows:
         try:
-            items.append((r, r.group, read_image(r.path)))
+            items.append((r, f"{r.group}:{r.label}", read_image(r.path)))  # as the crop cache keys videos
             status["ok"] += 1
         except MediaError:
             status["error"] += 1
