@@ -52,11 +52,19 @@ def save_bundle(folder: str | Path, net: torch.nn.Module, meta: BundleMeta) -> P
     return folder
 
 
-def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, BundleMeta]:
+def load_bundle(folder: str | Path, device: str | torch.device = "cpu",
+                runtime: str = "torch") -> tuple[torch.nn.Module, BundleMeta]:
+    """The network and its metadata; `runtime="onnx"` runs the exported model.onnx instead."""
     folder = Path(folder)
     if not (folder / "bundle.json").is_file():
         raise FileNotFoundError(f"{folder}: not a checkpoint bundle (no bundle.json)")
     meta = BundleMeta.model_validate_json((folder / "bundle.json").read_text())
+    if runtime == "onnx":
+        from detector.export import OnnxNet
+
+        if not (folder / "model.onnx").is_file():
+            raise FileNotFoundError(f"{folder}: no model.onnx; run `deepfake-detect export --checkpoint {folder}`")
+        return OnnxNet(folder / "model.onnx"), meta
     net = create_model(meta.family, **meta.model)  # builds without downloading: weights come next
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
     return net.to(device).eval(), meta

@@ -197,6 +197,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="crops or audio windows per model call")
     p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
     p.add_argument("--device", default="auto")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="onnx: run the bundles' exported model.onnx with onnxruntime")
 
 
 @command("score", _score_args)
@@ -222,7 +224,8 @@ def score_cmd(args: argparse.Namespace) -> int:
     results = ResultsFile(args.out)
     todo = [p for p in paths if not (p.is_file() and file_id(p) in results.done)]
     console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
-    scorer = Scorer(args.visual, args.audio, args.device, SamplingConfig(frames=args.frames), batch_size=args.batch_size)
+    scorer = Scorer(args.visual, args.audio, args.device, SamplingConfig(frames=args.frames), batch_size=args.batch_size,
+                    runtime=args.runtime)
     counts: Counter = Counter()
     frames = 0
     started = time.perf_counter()
@@ -246,6 +249,22 @@ def score_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint bundle folder")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", help="where to write (default: BUNDLE/model.onnx, where `score --runtime onnx` looks)")
+
+
+@command("export", _export_args)
+def export_cmd(args: argparse.Namespace) -> int:
+    """Export a bundle's network (visual or audio) to ONNX, metadata included."""
+    from detector.export import export_onnx
+
+    path = export_onnx(args.checkpoint, args.out)
+    console.print(f"wrote {path}")
+    return 0
+
+
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="folder for the sample uploads and results")
 
@@ -262,7 +281,7 @@ def demo_cmd(args: argparse.Namespace) -> int:
     uploads, visual, audio = run_demo(out, say=console.print)
     ns = argparse.Namespace(inputs=[str(p) for p in uploads], manifest=None, visual=str(visual), audio=str(audio),
                             out=str(out / "results.jsonl"), csv=str(out / "results.csv"), workers=2, batch_size=64,
-                            frames=16, device="auto")
+                            frames=16, device="auto", runtime="torch")
     score_cmd(ns)
     table = Table("upload", "type", "decision", "score", "face", "voice", title="Verdicts")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731

@@ -110,12 +110,14 @@ class Scorer:
 
     def __init__(self, visual: str | Path | None = None, audio: str | Path | None = None, device: str = "auto",
                  sampling: SamplingConfig = SamplingConfig(), limits: MediaLimits = MediaLimits(),
-                 track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int = 64):
+                 track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int = 64,
+                 runtime: Literal["torch", "onnx"] = "torch"):
+        """`runtime="onnx"` scores with the bundles' exported model.onnx through onnxruntime."""
         if visual is None and audio is None:
             raise ValueError("a scorer needs a visual or an audio bundle (or both)")
         dev = resolve_device(device)
-        self.visual = load_bundle(visual, dev) if visual else None
-        self.audio = load_bundle(audio, dev) if audio else None
+        self.visual = load_bundle(visual, dev, runtime) if visual else None
+        self.audio = load_bundle(audio, dev, runtime) if audio else None
         self.detector = FaceDetector(self.visual[1].faces.model_copy(update={"device": device})) if visual else None
         self.sampling, self.limits = sampling, limits
         self.track_aggregation, self.topk, self.batch_size = track_aggregation, topk, batch_size

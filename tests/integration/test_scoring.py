@@ -82,3 +82,30 @@ def test_score_command_resumes_and_never_leaves_a_corrupt_file(bundles, media_di
     assert r.returncode == 0 and "6 already in" in r.stderr
     again = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(again) == 7 and len({x["id"] for x in again}) == 7
+
+
+def test_onnx_export_scores_like_torch(bundles, media_dir, tmp_path):
+    import shutil
+
+    from detector.bundle import load_bundle
+    from detector.export import example_input, export_onnx
+
+    for bundle in bundles:
+        copy = shutil.copytree(bundle, tmp_path / bundle.name)
+        exe = Path(sys.executable).with_name("deepfake-detect")
+        r = subprocess.run([str(exe), "export", "--checkpoint", str(copy), "--format", "onnx"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        net, meta = load_bundle(copy)
+        onnx_net, _ = load_bundle(copy, runtime="onnx")
+        x = example_input(meta, batch=5)
+        with torch.inference_mode():
+            assert torch.allclose(net(x), onnx_net(x), atol=1e-4)
+    visual, audio = (tmp_path / b.name for b in bundles)
+    paths = [media_dir / "pan.mp4", media_dir / "chirp.flac"]
+    by_torch = {v.path: v for v in Scorer(visual, audio, device="cpu").score_many(paths)}
+    by_onnx = {v.path: v for v in Scorer(visual, audio, device="cpu", runtime="onnx").score_many(paths)}
+    for p in by_torch:
+        assert by_onnx[p].score == pytest.approx(by_torch[p].score, abs=1e-4)
+        assert by_onnx[p].decision == by_torch[p].decision
+    assert export_onnx(visual).stat().st_size > 100_000

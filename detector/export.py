@@ -1,0 +1,53 @@
+"""Export a bundle's network to ONNX, and run exported networks with onnxruntime (a CPU deployment
+path without torch in the hot loop). The ONNX file sits in the bundle beside the weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector.bundle import BundleMeta, load_bundle
+
+
+def example_input(meta: BundleMeta, batch: int = 2) -> torch.Tensor:
+    if meta.kind == "audio":
+        return torch.randn(batch, int(meta.audio.window_s * meta.audio.sample_rate)) * 0.1  # (B, T)
+    return torch.rand(batch, 3, meta.input_size, meta.input_size)  # (B, 3, S, S)
+
+
+def export_onnx(bundle: str | Path, out: str | Path | None = None) -> Path:
+    """Write BUNDLE/model.onnx (batch dynamic; audio length dynamic too) with the bundle's metadata."""
+    import onnx
+
+    net, meta = load_bundle(bundle)
+    out = Path(out) if out else Path(bundle) / "model.onnx"
+    x = example_input(meta)
+    dims = {0: torch.export.Dim("batch", min=1, max=4096)}
+    if meta.kind == "audio":
+        dims[1] = torch.export.Dim("samples", min=4000, max=10**8)
+    torch.onnx.export(net, (x,), str(out), dynamo=True, input_names=["x"], output_names=["logit"],
+                      dynamic_shapes=(dims,), verbose=False)
+    model = onnx.load(str(out))
+    onnx.helper.set_model_props(model, {"bundle.json": meta.model_dump_json()})
+    onnx.save(model, str(out))
+    return out
+
+
+class OnnxNet(torch.nn.Module):
+    """An exported network behind the torch interface the scorer uses: (B, ...) -> (B,) logits."""
+
+    def __init__(self, path: str | Path):
+        super().__init__()
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.register_buffer("_device", torch.zeros(0))  # the scorer asks where inputs go: the CPU
+
+    def parameters(self, recurse: bool = True):
+        yield self._device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (logits,) = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)})
+        return torch.from_numpy(logits)
