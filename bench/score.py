@@ -1,0 +1,144 @@
+"""End-to-end scoring speed and memory, against a naive path and the slowest stage's bound.
+
+    .venv/bin/python bench/score.py [--clips 11] [--long-minutes 10]
+
+On the real clips of ../shared/data/video, 32 frames each, the same machine and the same run:
+- the Scorer (`score_many`: decoding threads, batched detector, crops batched into the classifier);
+- naive: OpenCV seeks each sampled frame, facenet-pytorch MTCNN at full resolution, one crop at a
+  time through the classifier;
+- the bound: face detection alone (our cascade on decoded frames) and the classifier alone at its
+  best batch size; the slower of the two bounds the pipeline.
+Then peak memory (max RSS of a child process) scoring a generated 1080p video of --long-minutes.
+The classifier is an untrained efficientnet_b0 at 224 px: speed does not depend on its weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from detector.bundle import BundleMeta, save_bundle  # noqa: E402
+from detector.config import SamplingConfig  # noqa: E402
+from detector.faces import FaceDetector  # noqa: E402
+from detector.media import iter_frames  # noqa: E402
+from detector.models import create_model  # noqa: E402
+from detector.samples import astronaut  # noqa: E402
+from detector.scoring import Scorer, crop_logits  # noqa: E402
+
+VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"
+
+
+def make_bundle(folder: Path) -> Path:
+    net = create_model("timm", backbone="efficientnet_b0")
+    return save_bundle(folder, net, BundleMeta(family="timm", model={"backbone": "efficientnet_b0"}, input_size=224,
+                                               mean=net.mean.flatten().tolist(), std=net.std.flatten().tolist()))
+
+
+def naive(clips: list[Path], frames: int, net: torch.nn.Module) -> int:
+    from facenet_pytorch import MTCNN
+
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+    faces = 0
+    for clip in clips:
+        cap = cv2.VideoCapture(str(clip))
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        for i in np.linspace(0, total - 1, frames).astype(int):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            boxes, _ = mtcnn.detect(rgb)
+            for box in [] if boxes is None else boxes:
+                x1, y1, x2, y2 = (max(0, int(v)) for v in box)
+                crop = cv2.resize(rgb[y1:y2, x1:x2], (224, 224))
+                with torch.inference_mode():
+                    net(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
+                faces += 1
+        cap.release()
+    return faces
+
+
+def peak_memory(minutes: float, bundle: Path) -> tuple[float, float]:
+    """Max RSS (GiB) of a child that scores a generated 1080p video, and the video's size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.mp4"
+        import av
+
+        frame = cv2.resize(astronaut(), (1920, 1080))
+        with av.open(str(path), "w") as out:
+            s = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "g": "250"})
+            s.width, s.height, s.pix_fmt = 1920, 1080, "yuv420p"
+            for i in range(int(minutes * 60 * 25)):
+                f = av.VideoFrame.from_ndarray(np.roll(frame, i % 200, axis=1), format="rgb24")
+                out.mux(s.encode(f))
+            out.mux(s.encode())
+        code = (f"import sys, resource; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+                "from detector.scoring import Scorer\n"
+                f"v = list(Scorer({str(bundle)!r}, device='cpu').score_many([{str(path)!r}]))[0]\n"
+                "print(v.visual.frames_scored, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        return int(out[1]) / 2**20, path.stat().st_size / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=11)
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--long-minutes", type=float, default=10)
+    args = ap.parse_args()
+    clips = sorted(VIDEO.rglob("*.mp4"))[: args.clips]
+    if not clips:
+        sys.exit(f"no clips under {VIDEO}: this benchmark needs ../shared/data")
+    torch.manual_seed(0)
+    tmp = Path(tempfile.mkdtemp())
+    bundle = make_bundle(tmp / "visual")
+    n = len(clips) * args.frames
+    scorer = Scorer(bundle, device="cpu", sampling=SamplingConfig(frames=args.frames))
+    list(scorer.score_many(clips[:1]))  # warm-up
+
+    start = time.perf_counter()
+    verdicts = list(scorer.score_many(clips))
+    ours = time.perf_counter() - start
+    print(f"scorer: {len(verdicts)} uploads, {n} frames in {ours:.1f} s = {len(verdicts) / ours:.2f} uploads/s, "
+          f"{n / ours:.1f} frames/s", flush=True)
+
+    frames = [f for c in clips for f in iter_frames(c, SamplingConfig(frames=args.frames))]
+    detector = FaceDetector()
+    start = time.perf_counter()
+    found = [detector.detect([f.image])[0] for f in frames]
+    detect_rate = len(frames) / (time.perf_counter() - start)
+    crops = [face.crop for faces in found for face in faces]
+    net = scorer.visual[0]
+    best = 0.0
+    for bs in (1, 8, 32, 64):
+        start = time.perf_counter()
+        crop_logits(net, scorer.visual[1], crops, batch_size=bs)
+        best = max(best, len(crops) / (time.perf_counter() - start))
+    classify_rate = best * len(crops) / len(frames)  # in frames/s, at the clips' faces per frame
+    bound = min(detect_rate, classify_rate)
+    print(f"stages alone: face detection {detect_rate:.1f} frames/s, classifier {best:.1f} crops/s "
+          f"= {classify_rate:.1f} frames/s; bound {bound:.1f} frames/s", flush=True)
+
+    start = time.perf_counter()
+    naive(clips, args.frames, net)
+    naive_rate = n / (time.perf_counter() - start)
+    print(f"naive: {naive_rate:.2f} frames/s", flush=True)
+    print(f"scorer / naive: {n / ours / naive_rate:.2f}x; scorer / bound: {n / ours / bound:.0%}", flush=True)
+
+    if args.long_minutes > 0:
+        rss, size = peak_memory(args.long_minutes, bundle)
+        print(f"peak memory scoring a {args.long_minutes:g}-minute 1080p video ({size:.0f} MiB): {rss:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
