@@ -222,7 +222,8 @@ def score_cmd(args: argparse.Namespace) -> int:
         console.print("[red]nothing to score: give files, folders, globs, --manifest or - for stdin")
         return 2
     results = ResultsFile(args.out)
-    todo = [p for p in paths if not (p.is_file() and file_id(p) in results.done)]
+    # hashing every input costs a read of it: only worth it when resuming
+    todo = [p for p in paths if not (results.done and p.is_file() and file_id(p) in results.done)]
     console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
     scorer = Scorer(args.visual, args.audio, args.device, SamplingConfig(frames=args.frames), batch_size=args.batch_size,
                     runtime=args.runtime)
