@@ -129,16 +129,3 @@ def _encode_audio(out, stream, samples: np.ndarray, sample_rate: int) -> None:
         out.mux(stream.encode(f))
     out.mux(stream.encode())
 
-
-def make_samples(out_dir: str | Path) -> list[Path]:
-    """The demo's uploads: face and no-face images, a talking-head-like video, a voice-only file."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    face = astronaut()
-    return [
-        write_image(out / "astronaut.jpg", face),
-        write_image(out / "coffee.png", no_face()),
-        write_video(out / "astronaut_pan.mp4", moving_crop(face, 50), audio=chirp(2.0)),
-        write_video(out / "coffee_pan.webm", moving_crop(no_face(), 25)),
-        write_audio(out / "chirp.flac", chirp(3.0)),
-    ]

@@ -5,9 +5,8 @@ A new dataset is one module here with a function decorated by `@register("name")
 
 from __future__ import annotations
 
-import csv
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -62,13 +61,6 @@ def parse_label(value: str) -> int:
     if v in {"fake", "spoof", "1", "synthetic", "manipulated"}:
         return 1
     raise ValueError(f"label {value!r} is neither real/bonafide/0 nor fake/spoof/1")
-
-
-def write_csv(rows: list[Row], path: str | Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(Row.__dataclass_fields__))
-        w.writeheader()
-        w.writerows(asdict(r) for r in rows)
 
 
 def _load_all() -> None:
