@@ -63,28 +63,35 @@ def aggregate(scores: list[float], cfg: AudioConfig) -> float | None:
     return float({"mean": s.mean(), "max": s[0], "topk": s[: cfg.topk].mean()}[cfg.aggregation])
 
 
+def voiced_windows(chunks: Iterable[np.ndarray], cfg: AudioConfig = AudioConfig()
+                   ) -> Iterator[tuple[Segment, np.ndarray | None]]:
+    """Every window's Segment, with the network's input when it is voiced enough to score."""
+    sr = cfg.sample_rate
+    window, hop = int(round(cfg.window_s * sr)), int(round(cfg.hop_s * sr))
+    for start, samples in iter_windows(chunks, window, hop):
+        voiced = voiced_frames(samples, cfg)
+        seg = Segment(start / sr, (start + len(samples)) / sr, float(voiced.mean()) if len(voiced) else 0.0)
+        yield seg, _repeat(samples, window) if seg.voiced >= cfg.min_voiced else None
+
+
 @torch.inference_mode()
 def score_chunks(net: torch.nn.Module, calibration: Calibration, chunks: Iterable[np.ndarray],
                  cfg: AudioConfig = AudioConfig(), batch_size: int = 32) -> tuple[float | None, list[Segment]]:
     """File score and per-window segments for a stream of 16 kHz mono chunks."""
-    sr = cfg.sample_rate
-    window, hop = int(round(cfg.window_s * sr)), int(round(cfg.hop_s * sr))
     device = next(net.parameters()).device
     segments: list[Segment] = []
     batch: list[tuple[Segment, np.ndarray]] = []
 
     def run() -> None:
-        x = torch.from_numpy(np.stack([_repeat(w, window) for _, w in batch])).to(device)  # (B, window)
+        x = torch.from_numpy(np.stack([w for _, w in batch])).to(device)  # (B, window)
         for (seg, _), p in zip(batch, calibration(net(x).float().cpu().numpy())):
             seg.score = float(p)
         batch.clear()
 
-    for start, samples in iter_windows(chunks, window, hop):
-        voiced = voiced_frames(samples, cfg)
-        seg = Segment(start / sr, (start + len(samples)) / sr, float(voiced.mean()) if len(voiced) else 0.0)
+    for seg, x in voiced_windows(chunks, cfg):
         segments.append(seg)
-        if seg.voiced >= cfg.min_voiced:
-            batch.append((seg, samples))
+        if x is not None:
+            batch.append((seg, x))
             if len(batch) == batch_size:
                 run()
     if batch:

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
+from rich.text import Text
 
 from detector.config import FrontEndConfig, load_config
 
@@ -199,6 +201,10 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="onnx: run the bundles' exported model.onnx with onnxruntime")
+    p.add_argument("--fusion", help="fusion JSON (from `deepfake-detect fuse`); default: the most severe modality")
+    p.add_argument("--devices", type=int, default=1, help="ranks per node: >1 runs Lightning DDP")
+    p.add_argument("--num-nodes", type=int, default=1, help="nodes of a DDP run (MASTER_ADDR, NODE_RANK set)")
+    p.add_argument("--accelerator", default="auto", help="DDP: cpu, gpu or auto")
 
 
 @command("score", _score_args)
@@ -209,6 +215,7 @@ def score_cmd(args: argparse.Namespace) -> int:
     import time
 
     from detector.config import SamplingConfig
+    from detector.fusion import Fusion
     from detector.results import ResultsFile
     from detector.scoring import Scorer, file_id
 
@@ -225,8 +232,16 @@ def score_cmd(args: argparse.Namespace) -> int:
     # hashing every input costs a read of it: only worth it when resuming
     todo = [p for p in paths if not (results.done and p.is_file() and file_id(p) in results.done)]
     console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
-    scorer = Scorer(args.visual, args.audio, args.device, SamplingConfig(frames=args.frames), batch_size=args.batch_size,
-                    runtime=args.runtime)
+    kwargs = dict(visual=args.visual, audio=args.audio, sampling=SamplingConfig(frames=args.frames),
+                  batch_size=args.batch_size, runtime=args.runtime,
+                  fusion=Fusion.model_validate_json(Path(args.fusion).read_text()) if args.fusion else Fusion())
+    if args.devices * args.num_nodes > 1:
+        from detector.distributed import score_distributed
+
+        n = score_distributed(todo, args.out, kwargs, args.devices, args.num_nodes, args.accelerator, workers=args.workers)
+        console.print(f"this rank scored {n} uploads; results in {args.out}")
+        return 0
+    scorer = Scorer(**kwargs, device=args.device)
     counts: Counter = Counter()
     frames = 0
     started = time.perf_counter()
@@ -247,6 +262,39 @@ def score_cmd(args: argparse.Namespace) -> int:
     table.add_row("frames/s", f"{frames / took:.1f}")
     Console().print(table)
     console.print(f"results in {args.out}" + (f" and {args.csv}" if args.csv else ""))
+    return 0
+
+
+def _fuse_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", required=True, help="results.jsonl of validation uploads (from `score`)")
+    p.add_argument("--labels", required=True, help="CSV with path and label (0 real, 1 fake) columns")
+    p.add_argument("--out", required=True, help="fusion JSON for `score --fusion`")
+    p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate for likely_fake")
+    p.add_argument("--review-fpr", type=float, default=0.1, help="false-positive rate for review")
+
+
+@command("fuse", _fuse_args)
+def fuse_cmd(args: argparse.Namespace) -> int:
+    """Fit a logistic fusion of visual and audio scores on labelled validation uploads."""
+    import csv
+
+    from detector.datasets import parse_label
+    from detector.fusion import fit_fusion
+
+    base = Path(args.labels).parent
+    labels = {(base / r["path"]).resolve(): parse_label(r["label"]) for r in csv.DictReader(open(args.labels, newline=""))}
+    scores, y = [], []
+    for line in Path(args.results).read_text().splitlines():
+        rec = json.loads(line)
+        label = labels.get(Path(rec["path"]).resolve())
+        if "decision" in rec and label is not None:
+            scores.append({m: (rec.get(m) or {}).get("score") for m in ("visual", "audio")})
+            y.append(label)
+    fusion = fit_fusion(scores, y, args.fpr, args.review_fpr)
+    Path(args.out).write_text(fusion.model_dump_json(indent=2))
+    report = fusion.fitted_on["report"]
+    console.print(f"fitted on {len(y)} labelled uploads: AUC {report['auc']:.3f}, EER {report['eer']:.3f}; "
+                  f"likely_fake at {fusion.thresholds.likely_fake:.4f}; wrote {args.out}")
     return 0
 
 
@@ -282,7 +330,8 @@ def demo_cmd(args: argparse.Namespace) -> int:
     uploads, visual, audio = run_demo(out, say=console.print)
     ns = argparse.Namespace(inputs=[str(p) for p in uploads], manifest=None, visual=str(visual), audio=str(audio),
                             out=str(out / "results.jsonl"), csv=str(out / "results.csv"), workers=2, batch_size=64,
-                            frames=16, device="auto", runtime="torch")
+                            frames=16, device="auto", runtime="torch", fusion=None,
+                            devices=1, num_nodes=1, accelerator="auto")
     score_cmd(ns)
     table = Table("upload", "type", "decision", "score", "face", "voice", title="Verdicts")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -295,9 +344,15 @@ def demo_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+class RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.2f}/s" if task.speed else "-/s")
+
+
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    RateColumn(), TimeRemainingColumn(),
+                    console=console, transient=True)
 
 
 def main(argv: list[str] | None = None) -> int:

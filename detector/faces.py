@@ -80,6 +80,7 @@ class Scan:
     frames: list[FrameFaces] = field(default_factory=list)
     tracks: list[Track] = field(default_factory=list)
     error: MediaError | None = None
+    started: float = field(default_factory=time.perf_counter)
 
     def to_dict(self) -> dict:
         if self.error is not None:

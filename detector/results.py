@@ -13,16 +13,40 @@ from pathlib import Path
 from pydantic import BaseModel
 
 
+def part_path(out: str | Path, rank: int) -> Path:
+    """Where one rank of a distributed run writes (see `detector.distributed`)."""
+    return Path(out).with_name(f"{Path(out).name}.rank{rank}")
+
+
+def _parts(out: Path) -> list[Path]:
+    return sorted(out.parent.glob(f"{out.name}.rank*"))
+
+
+def _complete_lines(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1]  # a line cut off by a crash is dropped
+
+
+def merge_parts(out: str | Path) -> None:
+    """Append every rank's part file to `out` and remove the parts."""
+    out = Path(out)
+    with out.open("ab") as f:
+        for part in _parts(out):
+            f.write(_complete_lines(part))
+            f.flush()
+            part.unlink()
+
+
 class ResultsFile:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.done: set[str] = set()
         if self.path.is_file():
-            data = self.path.read_bytes()
-            keep = data[: data.rfind(b"\n") + 1]  # drop a line cut off by a crash
-            if len(keep) != len(data):
+            keep = _complete_lines(self.path)
+            if len(keep) != self.path.stat().st_size:
                 self.path.write_bytes(keep)
-            for line in keep.decode().splitlines():
+        for source in [self.path] * self.path.is_file() + _parts(self.path):  # parts: an unfinished distributed run
+            for line in _complete_lines(source).decode().splitlines():
                 rec = json.loads(line)
                 if rec.get("id") and "decision" in rec:  # errors are retried on the next run
                     self.done.add(rec["id"])

@@ -6,22 +6,24 @@ The batch scorer, the server and evaluation all go through `Scorer.score_many`.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from detector.audio_scoring import score_chunks
+from detector.audio_scoring import aggregate, voiced_windows
+from detector.batching import SharedBatches
 from detector.bundle import BundleMeta, load_bundle
 from detector.config import MediaLimits, SamplingConfig
 from detector.faces import FaceDetector, Scan, resolve_device, scan_files
+from detector.fusion import Fusion
 from detector.media import MediaError, iter_audio, probe
 
 Decision = Literal["likely_fake", "review", "clear", "no_signal"]
-_SEVERITY = {"no_signal": 0, "clear": 1, "review": 2, "likely_fake": 3}
 
 
 class FrameScore(BaseModel):
@@ -98,20 +100,30 @@ def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray],
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def _decide(score: float | None, meta: BundleMeta) -> Decision:
-    if score is None:
-        return "no_signal"
-    t = meta.thresholds
-    return "likely_fake" if score >= t.likely_fake else "review" if score >= t.review else "clear"
+class _Pending:
+    """One upload between its scan and its Verdict: waits for its crops' and windows' scores."""
+
+    def __init__(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None]):
+        self.scan, self.done = scan, done
+        self.faces = [(fr, f) for fr in scan.frames for f in fr.faces]
+        self.probs = np.zeros(len(self.faces))
+        self.segments: list | None = None  # audio windows' Segments; None: audio not scored
+        self.audio_error: MediaError | None = None
+        self.waiting = 1  # the submission itself, until every input is handed over
+        self.submitted = time.perf_counter()
+        self.lock = threading.Lock()
 
 
 class Scorer:
-    """Built from a visual and/or an audio bundle; a missing one means that modality is not scored."""
+    """Built from a visual and/or an audio bundle; a missing one means that modality is not scored.
+
+    Face crops and voice windows of every upload in flight share model batches (`batch_size`).
+    """
 
     def __init__(self, visual: str | Path | None = None, audio: str | Path | None = None, device: str = "auto",
                  sampling: SamplingConfig = SamplingConfig(), limits: MediaLimits = MediaLimits(),
                  track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int = 64,
-                 runtime: Literal["torch", "onnx"] = "torch"):
+                 runtime: Literal["torch", "onnx"] = "torch", fusion: Fusion = Fusion()):
         """`runtime="onnx"` scores with the bundles' exported model.onnx through onnxruntime."""
         if visual is None and audio is None:
             raise ValueError("a scorer needs a visual or an audio bundle (or both)")
@@ -119,59 +131,118 @@ class Scorer:
         self.visual = load_bundle(visual, dev, runtime) if visual else None
         self.audio = load_bundle(audio, dev, runtime) if audio else None
         self.detector = FaceDetector(self.visual[1].faces.model_copy(update={"device": device})) if visual else None
-        self.sampling, self.limits = sampling, limits
-        self.track_aggregation, self.topk, self.batch_size = track_aggregation, topk, batch_size
+        self.sampling, self.limits, self.fusion = sampling, limits, fusion
+        self.track_aggregation, self.topk = track_aggregation, topk
         self.models = [ModelInfo(kind=m.kind, name=m.model.get("backbone", m.family), version=m.version)
                        for _, m in filter(None, (self.visual, self.audio))]
+        self.crops = SharedBatches(self._crop_probs, batch_size) if visual else None
+        self.windows = SharedBatches(self._window_probs, batch_size) if audio else None
 
     def score_many(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[Verdict | ErrorRecord]:
-        """Verdicts as uploads finish; frames of many uploads share the face detector's batches."""
-        paths = [str(p) for p in paths]
-        if self.detector is None:  # audio alone: no frames to decode
-            for p in paths:
-                scan = Scan(p)
-                try:
-                    scan.info = probe(p, self.limits)
-                except MediaError as e:
-                    scan.error = e
-                yield self._finish(scan, started=time.perf_counter())
-            return
-        for scan in scan_files(paths, self.detector, self.sampling, self.limits, decoders=workers):
-            yield self._finish(scan, started=time.perf_counter())
+        """Verdicts as uploads finish (not in input order); frames, crops and windows of many uploads
+        share the face detector's and the classifiers' batches."""
+        ready: list[Verdict | ErrorRecord] = []
+        for scan in self.scan(paths, workers):
+            self.submit(scan, ready.append)
+            yield from ready
+            ready.clear()
+        self.flush()
+        yield from ready
 
-    def _finish(self, scan: Scan, started: float) -> Verdict | ErrorRecord:
+    def scan(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[Scan]:
+        """The front end: probe, decode and find faces (what a scoring worker does before the models)."""
+        if self.detector is not None:
+            yield from scan_files(paths, self.detector, self.sampling, self.limits, decoders=workers)
+            return
+        for p in paths:  # audio alone: no frames to decode
+            scan = Scan(str(p))
+            try:
+                scan.info = probe(p, self.limits)
+            except MediaError as e:
+                scan.error = e
+            yield scan
+
+    def submit(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None]) -> None:
+        """Hand a scanned upload to the shared batches; `done` gets its Verdict once its inputs are scored
+        (at once when a batch fills, else at the next `flush`)."""
+        job = _Pending(scan, done)
+        if scan.error is None:
+            if self.visual and scan.info.kind != "audio":
+                for i, (_, face) in enumerate(job.faces):
+                    self._add(job, self.crops, face.crop, lambda p, i=i: job.probs.__setitem__(i, p))
+            if self.audio and scan.info.has_audio:
+                job.segments = []
+                try:
+                    chunks = iter_audio(scan.path, self.limits, sample_rate=self.audio[1].audio.sample_rate)
+                    for seg, x in voiced_windows(chunks, self.audio[1].audio):
+                        job.segments.append(seg)
+                        if x is not None:
+                            self._add(job, self.windows, x, lambda p, seg=seg: setattr(seg, "score", p))
+                except MediaError as e:  # the picture was fine, the sound track is not
+                    job.audio_error = e
+        self._settle(job)
+
+    def flush(self) -> None:
+        """Score whatever waits in partly filled batches (their uploads' `done` run)."""
+        for batches in filter(None, (self.crops, self.windows)):
+            batches.flush()
+
+    def _add(self, job: _Pending, batches: SharedBatches, x: np.ndarray, put: Callable[[float], None]) -> None:
+        with job.lock:
+            job.waiting += 1
+
+        def done(p: float) -> None:
+            put(p)
+            self._settle(job)
+
+        batches.add(x, done)
+
+    def _settle(self, job: _Pending) -> None:
+        with job.lock:
+            job.waiting -= 1
+            if job.waiting:
+                return
+        job.done(self._verdict(job))
+
+    @torch.inference_mode()
+    def _crop_probs(self, crops: list[np.ndarray]) -> np.ndarray:
+        net, meta = self.visual
+        return meta.calibration(crop_logits(net, meta, crops, len(crops)))
+
+    @torch.inference_mode()
+    def _window_probs(self, windows: list[np.ndarray]) -> np.ndarray:
+        net, meta = self.audio
+        x = torch.from_numpy(np.stack(windows)).to(next(net.parameters()).device)
+        return meta.calibration(net(x).float().cpu().numpy())
+
+    def _verdict(self, job: _Pending) -> Verdict | ErrorRecord:
+        scan = job.scan
         try:
             uid = file_id(scan.path)
         except OSError:
             uid = None
-        if scan.error is not None:
-            return ErrorRecord(id=uid, path=scan.path, error={"type": type(scan.error).__name__,
-                               "reason": scan.error.reason, "message": str(scan.error)})
-        timings: dict[str, float] = {}
-        info = scan.info
-        visual = self._visual(scan) if self.visual and info.kind != "audio" else None
-        timings["visual"] = round((time.perf_counter() - started) * 1000, 1)
-        try:
-            audio = self._audio(scan.path) if self.audio and info.has_audio else None
-        except MediaError as e:  # the picture was fine, the sound track is not
-            return ErrorRecord(id=uid, path=scan.path, error={"type": type(e).__name__, "reason": e.reason,
-                                                               "message": f"audio track: {e}"})
-        timings["audio"] = round((time.perf_counter() - started) * 1000 - timings["visual"], 1)
-        decisions = []
-        if visual is not None:
-            decisions.append((_decide(visual.score, self.visual[1]), visual.score))
-        if audio is not None:
-            decisions.append((_decide(audio.score, self.audio[1]), audio.score))
-        decision, score = max(decisions, key=lambda d: (_SEVERITY[d[0]], d[1] or 0), default=("no_signal", None))
-        return Verdict(id=uid, path=scan.path, media_type=info.kind, score=score, decision=decision,
-                       visual=visual, audio=audio, models=self.models, timings_ms=timings)
+        error = scan.error or job.audio_error
+        if error is not None:
+            where = "audio track: " if job.audio_error is not None else ""
+            return ErrorRecord(id=uid, path=scan.path, error={"type": type(error).__name__, "reason": error.reason,
+                                                               "message": where + str(error)})
+        visual = self._visual(job) if self.visual and scan.info.kind != "audio" else None
+        audio = None
+        if job.segments is not None:
+            score = aggregate([s.score for s in job.segments if s.score is not None], self.audio[1].audio)
+            audio = AudioResult(score=None if score is None else round(score, 5),
+                                segments=[Segment(**s.to_dict()) for s in job.segments])
+        scores = {"visual": visual and visual.score, "audio": audio and audio.score}
+        own = {m: b[1].thresholds for m, b in (("visual", self.visual), ("audio", self.audio)) if b}
+        score, decision = self.fusion.fuse(scores, own)
+        now = time.perf_counter()
+        timings = {"total": round((now - scan.started) * 1000, 1), "models": round((now - job.submitted) * 1000, 1)}
+        return Verdict(id=uid, path=scan.path, media_type=scan.info.kind, score=None if score is None else round(score, 5),
+                       decision=decision, visual=visual, audio=audio, models=self.models, timings_ms=timings)
 
-    def _visual(self, scan: Scan) -> VisualResult:
-        net, meta = self.visual
-        faces = [(fr, f) for fr in scan.frames for f in fr.faces]
-        probs = meta.calibration(crop_logits(net, meta, [f.crop for _, f in faces], self.batch_size)) if faces else []
+    def _visual(self, job: _Pending) -> VisualResult:
         tracks: dict[int, list[FrameScore]] = {}
-        for (fr, f), p in zip(faces, probs):
+        for (fr, f), p in zip(job.faces, job.probs):
             tracks.setdefault(f.track, []).append(FrameScore(t=round(fr.t, 3), box=[round(float(v), 1) for v in f.box],
                                                              score=round(float(p), 5)))
         out = []
@@ -180,11 +251,5 @@ class Scorer:
             score = s[: self.topk].mean() if self.track_aggregation == "topk" else s.mean()
             out.append(FaceTrack(track=track, score=round(float(score), 5), frames=frames))
         # the upload is as suspicious as its most suspicious person
-        return VisualResult(score=max((t.score for t in out), default=None), frames_scored=len(scan.frames), faces=out)
-
-    def _audio(self, path: str) -> AudioResult:
-        net, meta = self.audio
-        score, segments = score_chunks(net, meta.calibration, iter_audio(path, self.limits, sample_rate=meta.audio.sample_rate),
-                                       meta.audio, self.batch_size)
-        return AudioResult(score=None if score is None else round(score, 5),
-                           segments=[Segment(**s.to_dict()) for s in segments])
+        return VisualResult(score=max((t.score for t in out), default=None), frames_scored=len(job.scan.frames),
+                            faces=out)

@@ -65,6 +65,20 @@ def test_a_missing_modality_is_not_scored(bundles, media_dir):
         Scorer()
 
 
+def test_uploads_share_model_batches_and_score_as_they_would_alone(bundles, media_dir):
+    paths = [media_dir / "pan.mp4", media_dir / "pan.mkv", media_dir / "chirp.wav", media_dir / "chirp.flac"]
+    shared = Scorer(*bundles, device="cpu", batch_size=48)
+    together = {v.path: v for v in shared.score_many(paths)}
+    alone = Scorer(*bundles, device="cpu", batch_size=1)
+    for p in paths:
+        (one,) = alone.score_many([p])
+        assert together[str(p)].score == pytest.approx(one.score, abs=1e-5) and together[str(p)].decision == one.decision
+        assert [f.score for t in (one.visual.faces if one.visual else []) for f in t.frames] == pytest.approx(
+            [f.score for t in (together[str(p)].visual.faces if one.visual else []) for f in t.frames], abs=1e-5)
+    assert shared.crops.sizes == [48, 16]  # 32 crops from each video: the first batch holds both
+    assert max(shared.windows.sizes) > max(len(together[str(p)].audio.segments) for p in paths)
+
+
 def test_score_command_resumes_and_never_leaves_a_corrupt_file(bundles, media_dir, tmp_path):
     exe = Path(sys.executable).with_name("deepfake-detect")
     out = tmp_path / "results.jsonl"
@@ -109,3 +123,54 @@ def test_onnx_export_scores_like_torch(bundles, media_dir, tmp_path):
         assert by_onnx[p].score == pytest.approx(by_torch[p].score, abs=1e-4)
         assert by_onnx[p].decision == by_torch[p].decision
     assert export_onnx(visual).stat().st_size > 100_000
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_score_like_one(bundles, media_dir, tmp_path):
+    """`score --devices 2` on CPU (gloo): each upload exactly once, the same Verdicts as one process."""
+    exe = Path(sys.executable).with_name("deepfake-detect")
+    inputs = [str(media_dir / n) for n in ("pan.mp4", "pan.mkv", "silent.mp4", "astronaut.png", "chirp.wav", "chirp.ogg")]
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\0" * 64)
+    inputs.append(str(tmp_path / "broken.mp4"))
+    common = ["--visual", str(bundles[0]), "--audio", str(bundles[1]), "--frames", "8", "--workers", "1"]
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    r = subprocess.run([str(exe), "score", *inputs, "--out", str(one), *common], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([str(exe), "score", *inputs, "--out", str(two), *common, "--devices", "2", "--accelerator", "cpu"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("this rank scored") == 2  # two processes, each with its share
+    assert not list(tmp_path.glob("two.jsonl.rank*"))  # parts folded into the results file
+    by_one = {x["path"]: x for x in map(json.loads, one.read_text().splitlines())}
+    records = [json.loads(x) for x in two.read_text().splitlines()]
+    assert sorted(x["path"] for x in records) == sorted(inputs)  # none missing, none twice
+    for rec in records:
+        ref = by_one[rec["path"]]
+        assert rec.get("decision") == ref.get("decision") and rec.get("error") == ref.get("error")
+        assert (rec.get("score") is None) == (ref.get("score") is None)
+        if rec.get("score") is not None:
+            assert rec["score"] == pytest.approx(ref["score"], abs=1e-5)
+
+
+def test_fuse_fits_on_scored_uploads_and_the_scorer_decides_with_it(bundles, media_dir, tmp_path):
+    from detector.cli import main
+    from detector.fusion import Fusion
+    from detector.results import ResultsFile
+
+    names = ["pan.mp4", "pan.mkv", "silent.mp4", "chirp.wav", "chirp.flac", "chirp.ogg", "coffee.png"]
+    with ResultsFile(tmp_path / "val.jsonl") as results:
+        for v in Scorer(*bundles, device="cpu", batch_size=16).score_many([media_dir / n for n in names]):
+            results.append(v)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"{media_dir / n},{'fake' if i % 2 else 'real'}\n"
+                                              for i, n in enumerate(names)))
+    assert main(["fuse", "--results", str(tmp_path / "val.jsonl"), "--labels", str(labels),
+                 "--out", str(tmp_path / "fusion.json"), "--fpr", "0.0"]) == 0
+    fusion = Fusion.model_validate_json((tmp_path / "fusion.json").read_text())
+    assert fusion.kind == "logistic" and fusion.fitted_on["uploads"] == 6  # the coffee photo: no face, no voice
+    for v in Scorer(*bundles, device="cpu", fusion=fusion).score_many([media_dir / n for n in names]):
+        scores = {m: getattr(v, m) and getattr(v, m).score for m in ("visual", "audio")}
+        assert (v.score, v.decision) == pytest.approx(fusion.fuse(scores, {}), abs=1e-5)
+        if v.score is not None:
+            assert v.decision == ("likely_fake" if v.score >= fusion.thresholds.likely_fake else
+                                  "review" if v.score >= fusion.thresholds.review else "clear")

@@ -1,0 +1,57 @@
+"""Model inputs from many uploads share model calls: each result goes back to its upload's callback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+
+class SharedBatches:
+    """Collects inputs from any number of uploads; a full batch runs at once, `flush` runs the rest.
+
+    `run` maps a list of inputs to one output per input. Thread-safe, so a server's request threads
+    can add while its inference loop flushes what waited longer than `max_wait_s`.
+    """
+
+    def __init__(self, run: Callable[[list[np.ndarray]], np.ndarray], batch_size: int):
+        self.run, self.batch_size = run, max(1, batch_size)
+        self._items: list[tuple[np.ndarray, Callable[[float], None]]] = []
+        self._oldest = 0.0
+        self._lock = threading.Lock()
+        self._model = threading.Lock()  # one model call at a time
+        self.sizes: list[int] = []  # every batch's size, for metrics and benchmarks
+
+    def add(self, x: np.ndarray, done: Callable[[float], None]) -> None:
+        with self._lock:
+            if not self._items:
+                self._oldest = time.monotonic()
+            self._items.append((x, done))
+            full = len(self._items) >= self.batch_size
+        if full:
+            self._run_one()
+
+    def pending(self) -> int:
+        return len(self._items)
+
+    def waited(self) -> float:
+        """Seconds the oldest pending input has waited (0 when none)."""
+        return time.monotonic() - self._oldest if self._items else 0.0
+
+    def flush(self) -> None:
+        while self._items:
+            self._run_one()
+
+    def _run_one(self) -> None:
+        with self._model:
+            with self._lock:
+                batch, self._items = self._items[: self.batch_size], self._items[self.batch_size :]
+                self._oldest = time.monotonic()
+            if not batch:
+                return
+            out = self.run([x for x, _ in batch])
+            self.sizes.append(len(batch))
+        for (_, done), y in zip(batch, out):
+            done(float(y))
