@@ -16,13 +16,14 @@ class SharedBatches:
     can add while its inference loop flushes what waited longer than `max_wait_s`.
     """
 
-    def __init__(self, run: Callable[[list[np.ndarray]], np.ndarray], batch_size: int):
-        self.run, self.batch_size = run, max(1, batch_size)
+    def __init__(self, run: Callable[[list[np.ndarray]], np.ndarray], batch_size: int,
+                 on_batch: Callable[[int], None] | None = None):
+        """`on_batch` hears every batch's size (metrics, benchmarks)."""
+        self.run, self.batch_size, self.on_batch = run, max(1, batch_size), on_batch
         self._items: list[tuple[np.ndarray, Callable[[float], None]]] = []
         self._oldest = 0.0
         self._lock = threading.Lock()
         self._model = threading.Lock()  # one model call at a time
-        self.sizes: list[int] = []  # every batch's size, for metrics and benchmarks
 
     def add(self, x: np.ndarray, done: Callable[[float], None]) -> None:
         with self._lock:
@@ -52,6 +53,7 @@ class SharedBatches:
             if not batch:
                 return
             out = self.run([x for x, _ in batch])
-            self.sizes.append(len(batch))
+            if self.on_batch:
+                self.on_batch(len(batch))
         for (_, done), y in zip(batch, out):
             done(float(y))

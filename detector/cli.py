@@ -356,6 +356,10 @@ def _progress() -> Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from importlib.metadata import entry_points
+
+    for plugin in entry_points(group="deepfake_detect.commands"):  # e.g. the server's `serve`
+        plugin.load()
     parser = argparse.ArgumentParser(prog="deepfake-detect", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, run) in COMMANDS.items():

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -49,3 +57,111 @@ def detector():
 
     return FaceDetector()
 
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory) -> tuple[Path, Path]:
+    """Untrained but real visual and audio networks, with thresholds that split their scores."""
+    import torch
+
+    from detector.bundle import BundleMeta, Thresholds, save_bundle
+    from detector.calibration import Calibration
+    from detector.config import AudioConfig
+    from detector.models import create_model
+
+    root = tmp_path_factory.mktemp("bundles")
+    torch.manual_seed(0)
+    net = create_model("timm", backbone="resnet10t")
+    visual = save_bundle(root / "visual", net, BundleMeta(
+        family="timm", model={"backbone": "resnet10t"}, input_size=64, mean=net.mean.flatten().tolist(),
+        std=net.std.flatten().tolist(), thresholds=Thresholds(likely_fake=0.99, review=0.0)))
+    audio = save_bundle(root / "audio", create_model("lcnn", width=8), BundleMeta(
+        kind="audio", family="lcnn", model={"width": 8}, calibration=Calibration(kind="temperature", a=0.5),
+        audio=AudioConfig(window_s=1.0, hop_s=0.5), thresholds=Thresholds(likely_fake=1.0, review=1.0)))
+    return visual, audio
+
+
+PG_ADMIN = os.environ.get("DEEPFAKE_TEST_PG", "postgresql+psycopg:///postgres?host=/var/run/postgresql")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (CI starts the server; elsewhere skipped if absent)."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            name = f"deepfake_test_{uuid.uuid4().hex[:10]}"
+            c.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.OperationalError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} (.ci/run starts it): {e}")
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN}")
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+class Server:
+    """A real `deepfake-detect serve` process on a free port."""
+
+    def __init__(self, cfg: dict, folder: Path):
+        self.cfg, self.folder = cfg, folder
+        self.port = cfg["port"]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> "Server":
+        import httpx
+        import yaml
+
+        path = self.folder / f"serve-{self.port}.yaml"
+        path.write_text(yaml.safe_dump(self.cfg))
+        exe = Path(sys.executable).with_name("deepfake-detect")
+        self.log = (self.folder / f"serve-{self.port}.log").open("ab")
+        self.proc = subprocess.Popen([str(exe), "serve", "--config", str(path)], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.read_log()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(self.read_log()[-3000:])
+
+    def read_log(self) -> str:
+        return (self.folder / f"serve-{self.port}.log").read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the server and its worker processes (SIGKILL: no chance to clean up)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+        self.log.close()
+
+
+KEYS = {name: f"{name}-key-0123456789abcdef" for name in ("uploader", "alice", "bob", "admin")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_config(bundles: tuple[Path, Path], folder: Path, **changes) -> dict:
+    """A server's config over the test bundles in `folder`; `changes` replace (dicts: update) entries."""
+    cfg = {"port": free_port(), "database_url": f"sqlite:///{folder / 'serve.db'}", "store_dir": str(folder / "store"),
+           "visual": str(bundles[0]), "audio": str(bundles[1]), "sampling": {"frames": 8},
+           "engine": {"workers": 1, "max_wait_ms": 20, "job_lease_s": 3},
+           "api_keys": {name: {"key": KEYS[name], "roles": [role]} for name, role in
+                        (("uploader", "submit"), ("alice", "review"), ("bob", "review"), ("admin", "admin"))}}
+    for k, v in changes.items():
+        cfg[k] = cfg[k] | v if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
+    return cfg

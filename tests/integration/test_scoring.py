@@ -10,26 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detector.bundle import BundleMeta, Thresholds, save_bundle
-from detector.calibration import Calibration
-from detector.config import AudioConfig
-from detector.models import create_model
-from detector.scoring import ErrorRecord, Scorer, Verdict, file_id
-
-
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory) -> tuple[Path, Path]:
-    """Untrained but real networks, with thresholds that split their scores."""
-    root = tmp_path_factory.mktemp("bundles")
-    torch.manual_seed(0)
-    net = create_model("timm", backbone="resnet10t")
-    visual = save_bundle(root / "visual", net, BundleMeta(
-        family="timm", model={"backbone": "resnet10t"}, input_size=64, mean=net.mean.flatten().tolist(),
-        std=net.std.flatten().tolist(), thresholds=Thresholds(likely_fake=0.99, review=0.0)))
-    audio = save_bundle(root / "audio", create_model("lcnn", width=8), BundleMeta(
-        kind="audio", family="lcnn", model={"width": 8}, calibration=Calibration(kind="temperature", a=0.5),
-        audio=AudioConfig(window_s=1.0, hop_s=0.5), thresholds=Thresholds(likely_fake=1.0, review=1.0)))
-    return visual, audio
+from detector.scoring ErrorRecord, Scorer, Verdict, file_id
 
 
 def test_verdicts_follow_the_contract(bundles, media_dir, tmp_path):
@@ -68,6 +49,8 @@ def test_a_missing_modality_is_not_scored(bundles, media_dir):
 def test_uploads_share_model_batches_and_score_as_they_would_alone(bundles, media_dir):
     paths = [media_dir / "pan.mp4", media_dir / "pan.mkv", media_dir / "chirp.wav", media_dir / "chirp.flac"]
     shared = Scorer(*bundles, device="cpu", batch_size=48)
+    crop_batches, window_batches = [], []
+    shared.crops.on_batch, shared.windows.on_batch = crop_batches.append, window_batches.append
     together = {v.path: v for v in shared.score_many(paths)}
     alone = Scorer(*bundles, device="cpu", batch_size=1)
     for p in paths:
@@ -75,8 +58,8 @@ def test_uploads_share_model_batches_and_score_as_they_would_alone(bundles, medi
         assert together[str(p)].score == pytest.approx(one.score, abs=1e-5) and together[str(p)].decision == one.decision
         assert [f.score for t in (one.visual.faces if one.visual else []) for f in t.frames] == pytest.approx(
             [f.score for t in (together[str(p)].visual.faces if one.visual else []) for f in t.frames], abs=1e-5)
-    assert shared.crops.sizes == [48, 16]  # 32 crops from each video: the first batch holds both
-    assert max(shared.windows.sizes) > max(len(together[str(p)].audio.segments) for p in paths)
+    assert crop_batches == [48, 16]  # 32 crops from each video: the first batch holds both
+    assert max(window_batches) > max(len(together[str(p)].audio.segments) for p in paths)
 
 
 def test_score_command_resumes_and_never_leaves_a_corrupt_file(bundles, media_dir, tmp_path):

@@ -54,12 +54,13 @@ def test_shared_batches_mix_uploads_and_return_each_result_to_its_owner():
         calls.append(len(xs))
         return np.array([x.sum() for x in xs])
 
-    batches = SharedBatches(run, batch_size=4)
+    sizes: list[int] = []
+    batches = SharedBatches(run, batch_size=4, on_batch=sizes.append)
     got: dict = {}
     for upload, n in (("a", 3), ("b", 3), ("c", 1)):
         for i in range(n):
             batches.add(np.full(2, 10 * ord(upload) + i), lambda y, k=(upload, i): got.__setitem__(k, y))
     assert calls == [4] and batches.pending() == 3  # a's three and b's first ran together
     batches.flush()
-    assert calls == [4, 3] and batches.sizes == [4, 3]
+    assert calls == [4, 3] and sizes == [4, 3]
     assert got == {(u, i): 2 * (10 * ord(u) + i) for u, n in (("a", 3), ("b", 3), ("c", 1)) for i in range(n)}

@@ -1,0 +1,361 @@
+"""The HTTP API: uploads in, Verdicts out, the review queue, health and metrics. Errors are JSON."""
+
+import json
+import re
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AnyHttpUrl, BaseModel, Field, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from detector.media import CorruptMedia, MediaError, MediaTooLarge, UnsupportedMedia, probe
+from serve import metrics
+from serve.config import ServeConfig
+from serve.engine import Engine
+from serve.files import FileStore, TooLarge
+from serve.store import ROLES, Conflict, Store, public_item, public_upload
+from serve.webhooks import Sender
+
+UploadId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$", description="upload id")]
+_MEDIA_STATUS = {UnsupportedMedia: 415, MediaTooLarge: 413, CorruptMedia: 422}
+_MULTIPART_SLACK = 64 * 1024  # form boundaries and fields around the file
+_URL = TypeAdapter(AnyHttpUrl)
+
+
+class UploadStatus(BaseModel):
+    id: str
+    status: Literal["queued", "processing", "scored", "failed"]
+    sha256: str
+    media_type: str
+    size: int
+    metadata: dict
+    created_at: float
+    scored_at: float | None = None
+    verdict: dict | None = None
+    error: dict | None = None
+
+
+class ReviewItem(BaseModel):
+    id: int
+    upload_id: str
+    kind: Literal["detection", "appeal"]
+    priority: float
+    state: Literal["pending", "claimed", "decided"]
+    version: int
+    reviewer: str | None = None
+    lease_until: float | None = None
+    label: str | None = None
+    reason: str | None = None
+    created_at: float
+    decided_at: float | None = None
+    media_type: str | None = None
+    decision: str | None = None
+
+
+class ItemDetail(BaseModel):
+    item: ReviewItem
+    upload: UploadStatus
+    evidence: list[dict]  # the most suspicious face crops: url, track, t, score
+
+
+class Decision(BaseModel):
+    label: Literal["confirmed_fake", "cleared", "escalated"]
+    reason: str = Field(min_length=1, max_length=2000)
+    version: int = Field(ge=1)
+
+
+class ApiError(BaseModel):
+    error: str
+    detail: str | list | dict | None = None
+
+
+def _error(status: int, error: str, detail=None, headers: dict | None = None) -> JSONResponse:
+    metrics.REJECTED.labels(str(status)).inc() if status in (413, 415, 422, 429) else None
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+class Api:
+    """Holds the parts the routes share; `create_app` wires them into FastAPI."""
+
+    def __init__(self, cfg: ServeConfig):
+        self.cfg = cfg
+        self.store = Store(cfg.database_url)
+        self.files = FileStore(cfg.store_dir)
+        self.engine: Engine | None = None
+        self.sender: Sender | None = None
+
+    def start(self) -> None:
+        self.store.migrate()
+        for name, key in self.cfg.api_keys.items():
+            bad = set(key.roles) - set(ROLES)
+            if bad:
+                raise ValueError(f"unknown roles {sorted(bad)}; roles are {ROLES}")
+            self.store.add_key(name, key.roles, key.key)
+        self.engine = Engine(self.cfg, self.store, self.files)
+        self.engine.start()
+        self.sender = Sender(self.cfg.webhooks, self.store)
+        self.sender.start()
+        metrics.QUEUED.set_function(lambda: self.store.count("queued"))
+
+    def stop(self) -> None:
+        for part in (self.sender, self.engine):
+            if part:
+                part.stop()
+
+    def role(self, *allowed: str):
+        """Dependency: the caller's key name, when its key has one of `allowed` roles (admin has all)."""
+
+        def check(authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+                  x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
+            key = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
+            found = self.store.key_roles(key) if key else None
+            if found is None:
+                raise HTTPException(401, "a valid API key is needed (Authorization: Bearer KEY or X-API-Key)",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            name, roles = found
+            if not roles & {*allowed, "admin"}:
+                raise HTTPException(403, f"this key lacks the role for this: one of {sorted(allowed)}")
+            return name
+
+        return check
+
+
+def create_app(cfg: ServeConfig) -> FastAPI:
+    api = Api(cfg)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(api.start)
+        yield
+        await run_in_threadpool(api.stop)
+
+    app = FastAPI(title="deepfake-detector", version="1", lifespan=lifespan,
+                  responses={401: {"model": ApiError}, 403: {"model": ApiError}, 422: {"model": ApiError}})
+    app.state.api = api
+    submit, review, anyone = api.role("submit"), api.role("review"), api.role("submit", "review")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return _error(exc.status_code, _reason(exc.status_code), exc.detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        return _error(422, "invalid_request", json.loads(json.dumps(exc.errors(), default=str)))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception):
+        return _error(500, "internal_error", type(exc).__name__)
+
+    upload_body = {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"}, "metadata": {"type": "string"},
+            "callback_url": {"type": "string"}}}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+    @app.post("/v1/uploads", status_code=202, response_model=UploadStatus, openapi_extra=upload_body,
+              responses={200: {"model": UploadStatus}, 409: {"model": ApiError}, 413: {"model": ApiError},
+                         415: {"model": ApiError}, 429: {"model": ApiError}})
+    async def create_upload(request: Request, client: Annotated[str, Depends(submit)],
+                            wait: Annotated[float, Query(ge=0, description="seconds to wait for the Verdict")] = 0,
+                            callback_url: Annotated[str | None, Query(max_length=2048)] = None,
+                            metadata: Annotated[str | None, Query(max_length=10_000, description="JSON object")] = None,
+                            idempotency_key: Annotated[str | None, Header(max_length=255)] = None):
+        """Keep an upload (multipart `file` or the raw body) and queue it for scoring: 202 with its id,
+        or 200 with the Verdict when `wait` seconds were enough."""
+        limit = cfg.limits.max_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit + _MULTIPART_SLACK:
+            return _error(413, "too_large", f"uploads are limited to {limit} bytes")
+        if await run_in_threadpool(api.store.count, "queued") >= cfg.max_queued:
+            return _error(429, "busy", "the scoring queue is full; retry later", {"Retry-After": "5"})
+        ctype = request.headers.get("content-type", "")
+        try:
+            tmp, sha, size = await api.files.receive(request.stream(), limit + _MULTIPART_SLACK)
+        except TooLarge:
+            return _error(413, "too_large", f"uploads are limited to {limit} bytes")
+        try:
+            if ctype.startswith("multipart/form-data"):
+                form = await _parse_form(request, tmp)
+                part = form.get("file")
+                if part is None or isinstance(part, str):
+                    return _error(422, "invalid_request", "multipart uploads need a `file` part")
+                file_tmp, sha, size = await api.files.receive(_chunks(part), limit + 1)
+                tmp.unlink()
+                tmp, filename = file_tmp, part.filename
+                metadata = form.get("metadata") or metadata
+                callback_url = form.get("callback_url") or callback_url
+            else:
+                filename = None
+            if size > limit:
+                return _error(413, "too_large", f"uploads are limited to {limit} bytes")
+            if size == 0:
+                return _error(422, "empty", "the upload has no bytes")
+            meta = _metadata(metadata)
+            url = _callback(callback_url)
+            try:
+                info = await run_in_threadpool(probe, tmp, cfg.limits)
+            except MediaError as e:
+                return _error(_MEDIA_STATUS.get(type(e), 422), e.reason, str(e).replace(str(tmp), "upload"))
+            await run_in_threadpool(api.files.keep, tmp, sha)
+            tmp = None
+            try:
+                up, created = await run_in_threadpool(api.store.add_upload, sha, size, info.kind,
+                                                      _safe_name(filename), meta, url, idempotency_key, client)
+            except Conflict as e:
+                return _error(409, "conflict", str(e))
+        except (TooLarge, MultiPartException) as e:
+            return _error(413 if isinstance(e, TooLarge) else 422, "invalid_upload", str(e))
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        if created:
+            api.engine.wake()
+        if wait:
+            await run_in_threadpool(api.engine.wait_for, up["id"], min(wait, cfg.max_wait_s))
+            up = await run_in_threadpool(api.store.upload, up["id"])
+            if up["status"] in ("scored", "failed"):
+                return JSONResponse(public_upload(up), status_code=200)
+        return JSONResponse(public_upload(up), status_code=202)
+
+    @app.get("/v1/uploads/{upload_id}", response_model=UploadStatus, responses={404: {"model": ApiError}})
+    def get_upload(upload_id: UploadId, _: Annotated[str, Depends(anyone)]):
+        """An upload's status (queued, processing, scored, failed with its reason) and Verdict."""
+        return public_upload(_found(api.store.upload(upload_id), "upload"))
+
+    @app.get("/v1/review/items", response_model=list[ReviewItem])
+    def list_items(_: Annotated[str, Depends(review)],
+                   state: Literal["pending", "claimed", "decided"] = "pending",
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0, le=10**9)] = 0):
+        """Review items by priority (most suspicious first, then oldest)."""
+        return [public_item(i) for i in api.store.items(state, limit, offset)]
+
+    @app.post("/v1/review/claim", response_model=ItemDetail, responses={204: {"description": "nothing to review"}})
+    def claim(reviewer: Annotated[str, Depends(review)]):
+        """Lease the most urgent pending item to the caller; an expired lease frees it again."""
+        item = api.store.claim_item(reviewer, cfg.review.lease_s)
+        return Response(status_code=204) if item is None else _detail(item)
+
+    @app.get("/v1/review/items/{item_id}", response_model=ItemDetail, responses={404: {"model": ApiError}})
+    def get_item(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], _: Annotated[str, Depends(review)]):
+        """An item with its upload's Verdict (score timeline, audio segments) and evidence crops."""
+        return _detail(_found(api.store.item(item_id), "review item"))
+
+    @app.post("/v1/review/items/{item_id}/decision", response_model=ReviewItem,
+              responses={404: {"model": ApiError}, 409: {"model": ApiError}})
+    def decide(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], body: Decision,
+               reviewer: Annotated[str, Depends(review)]):
+        """Decide an item you hold at its current `version` (409 when stale or not yours)."""
+        _found(api.store.item(item_id), "review item")
+        try:
+            return public_item(api.store.decide(item_id, reviewer, body.label, body.reason, body.version))
+        except Conflict as e:
+            raise HTTPException(409, str(e))
+
+    @app.get("/v1/review/items/{item_id}/audit", response_model=list[dict], responses={404: {"model": ApiError}})
+    def audit(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], _: Annotated[str, Depends(review)]):
+        """Everything that happened to the item's upload, oldest first: append-only."""
+        item = _found(api.store.item(item_id), "review item")
+        return api.store.audit(upload_id=item["upload_id"])
+
+    @app.get("/v1/review/evidence/{upload_id}/{name}", response_class=FileResponse,
+             responses={404: {"model": ApiError}})
+    def evidence(upload_id: UploadId, name: Annotated[str, PathParam(pattern=r"^crop\d{1,3}\.jpg$")],
+                 _: Annotated[str, Depends(review)]):
+        """A face crop kept as evidence (reviewers only)."""
+        path = api.files.evidence(upload_id) / name
+        if not path.is_file():
+            raise HTTPException(404, "no such evidence")
+        return FileResponse(path, media_type="image/jpeg")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {"model": ApiError}})
+    def readyz():
+        """Ready when the models are loaded and the database answers."""
+        if api.engine is None:
+            raise HTTPException(503, "models are loading")
+        try:
+            queued = api.store.count("queued")
+        except Exception as e:
+            raise HTTPException(503, f"database: {type(e).__name__}")
+        return {"status": "ready", "models": [m.model_dump() for m in api.engine.scorer.models], "queued": queued}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus():
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/review", include_in_schema=False)
+    def review_page():
+        return HTMLResponse((Path(__file__).parent / "static" / "review.html").read_text())
+
+    def _detail(item: dict) -> dict:
+        folder = api.files.evidence(item["upload_id"])
+        crops = []
+        for meta in sorted(folder.glob("crop*.json"), key=lambda p: int(p.stem[4:])):
+            crops.append(json.loads(meta.read_text()) | {"url": f"/v1/review/evidence/{item['upload_id']}/{meta.stem}.jpg"})
+        return {"item": public_item(item), "upload": public_upload(api.store.upload(item["upload_id"])), "evidence": crops}
+
+    return app
+
+
+def _reason(status: int) -> str:
+    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+            409: "conflict", 503: "unavailable"}.get(status, "error")
+
+
+def _found(row: dict | None, what: str) -> dict:
+    if row is None:
+        raise HTTPException(404, f"no such {what}")
+    return row
+
+
+async def _parse_form(request: Request, body: Path):
+    """Parse a multipart body already on disk (the file part spools to disk, not memory)."""
+
+    async def stream():
+        with body.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+    return await MultiPartParser(request.headers, stream(), max_files=1, max_fields=10).parse()
+
+
+async def _chunks(part):
+    while chunk := await part.read(1 << 20):
+        yield chunk
+
+
+def _metadata(raw: str | None) -> dict:
+    if not raw:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise HTTPException(422, f"metadata is not JSON: {e}")
+    if not isinstance(meta, dict):
+        raise HTTPException(422, "metadata must be a JSON object")
+    return meta
+
+
+def _callback(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        url = _URL.validate_python(raw)
+    except ValidationError:
+        raise HTTPException(422, "callback_url must be an http(s) URL")
+    return str(url)
+
+
+def _safe_name(name: str | None) -> str | None:
+    """A client's file name, for display only: never used as a path."""
+    return re.sub(r"[^\w.\- ]", "_", Path(name).name)[:255] if name else None

@@ -1,0 +1,57 @@
+"""`deepfake-detect serve` and `deepfake-detect api-key`: registered through the
+`deepfake_detect.commands` entry point, so the detector package never imports the server."""
+
+from __future__ import annotations
+
+import argparse
+
+from detector.cli import command, console
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="serve YAML (configs/serve.yaml); default: built in")
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default from config: 8000)")
+
+
+@command("serve", _serve_args)
+def serve_cmd(args: argparse.Namespace) -> int:
+    """Start the detection server: API, scoring engine, review queue, reviewer page at /review."""
+    import uvicorn
+
+    from serve.api import create_app
+    from serve.config import load_serve_config
+
+    cfg = load_serve_config(args.config)
+    if cfg.visual is None and cfg.audio is None:
+        console.print("[red]the config names no model: set `visual` and/or `audio` to checkpoint bundles")
+        return 2
+    uvicorn.run(create_app(cfg), host=args.host or cfg.host, port=args.port or cfg.port, log_level="info",
+                timeout_graceful_shutdown=10)
+    return 0
+
+
+def _key_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--name", required=True, help="who holds the key (reviewers are known by it)")
+    p.add_argument("--roles", required=True, help="comma-separated: submit, review, admin")
+
+
+@command("api-key", _key_args)
+def api_key_cmd(args: argparse.Namespace) -> int:
+    """Create (or replace) an API key; only its hash is stored, the key is printed once."""
+    from serve.config import load_serve_config
+    from serve.store import ROLES, Store
+
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    if not roles or set(roles) - set(ROLES):
+        console.print(f"[red]roles must be some of {', '.join(ROLES)}")
+        return 2
+    store = Store(load_serve_config(args.config).database_url)
+    store.migrate()
+    print(store.add_key(args.name, roles))
+    return 0

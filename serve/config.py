@@ -1,0 +1,67 @@
+"""Server settings from configs/serve.yaml; unknown keys are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from detector.config import MediaLimits, SamplingConfig
+from detector.fusion import Fusion
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EngineConfig(Strict):
+    workers: int = Field(2, ge=1)  # decoding + face detection processes
+    max_batch_size: int = Field(32, ge=1)  # face crops or voice windows per model call, across requests
+    max_wait_ms: float = Field(20, ge=0)  # a partly filled batch runs after this long
+    max_in_flight: int = Field(16, ge=1)  # uploads claimed by this process at once
+    job_lease_s: float = Field(60, gt=0)  # a claimed job whose owner vanished returns to the queue after this
+    max_attempts: int = Field(2, ge=1)  # a job that kills its worker this many times fails
+    poll_s: float = Field(0.2, gt=0)  # how often an idle engine looks for queued jobs
+    device: str = "auto"
+
+
+class ReviewConfig(Strict):
+    lease_s: float = Field(300, gt=0)  # a claimed item returns to the queue after this
+    queue_decisions: list[str] = ["likely_fake", "review"]  # Verdict decisions that need a person
+    evidence_crops: int = Field(4, ge=0)  # most suspicious face crops kept for reviewers
+
+
+class WebhookConfig(Strict):
+    secret: str = "change-me"  # HMAC-SHA256 key; receivers check X-Signature
+    max_attempts: int = Field(8, ge=1)
+    backoff_s: float = Field(1.0, gt=0)  # doubles after every failed attempt
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class ApiKey(Strict):
+    key: str = Field(min_length=16)
+    roles: list[str]  # submit, review, admin
+
+
+class ServeConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite:///var/serve/serve.db"  # or postgresql+psycopg://user@host/db
+    store_dir: Path = Path("var/serve/store")  # upload bytes and evidence, content-addressed
+    visual: str | None = None  # checkpoint bundles; at least one
+    audio: str | None = None
+    fusion: Fusion = Fusion()
+    sampling: SamplingConfig = SamplingConfig()
+    limits: MediaLimits = MediaLimits(max_bytes=512 * 1024**2, max_duration_s=1800)
+    engine: EngineConfig = EngineConfig()
+    review: ReviewConfig = ReviewConfig()
+    webhooks: WebhookConfig = WebhookConfig()
+    max_queued: int = Field(1000, ge=1)  # queued jobs beyond this answer 429
+    max_wait_s: float = Field(60, ge=0)  # ceiling for ?wait=
+    api_keys: dict[str, ApiKey] = {}  # name -> key and roles, for bootstrapping; stored hashed
+
+
+def load_serve_config(path: str | Path | None, overrides: dict | None = None) -> ServeConfig:
+    data = yaml.safe_load(Path(path).read_text()) or {} if path else {}
+    return ServeConfig.model_validate(data | (overrides or {}))

@@ -1,0 +1,368 @@
+"""Jobs, Verdicts, the review queue, audit events, API keys and webhook deliveries, in SQL.
+
+SQLite (WAL) by default, PostgreSQL by `database_url`; the schema comes from the Alembic
+migrations in serve/migrations. Work is claimed with `FOR UPDATE SKIP LOCKED` where the database
+has it (PostgreSQL), so several servers share one queue; SQLite serialises writers instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+metadata = sa.MetaData()
+
+uploads = sa.Table(
+    "uploads", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # image | video | audio, from the bytes
+    sa.Column("filename", sa.String(255)),  # as the client named it, informational only
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("callback_url", sa.String(2048)),
+    sa.Column("idempotency_key", sa.String(255), unique=True),
+    sa.Column("client", sa.String(64)),  # the API key's name that submitted it
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # queued processing scored failed
+    sa.Column("reason", sa.Text),
+    sa.Column("verdict", sa.JSON),
+    sa.Column("score", sa.Float),
+    sa.Column("decision", sa.String(16)),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("owner", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("scored_at", sa.Float),
+)
+
+review_items = sa.Table(
+    "review_items", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("upload_id", sa.String(32), sa.ForeignKey("uploads.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # detection | appeal
+    sa.Column("priority", sa.Float, nullable=False),  # the upload's score: higher first
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # pending claimed decided
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("reviewer", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("label", sa.String(32)),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("decided_at", sa.Float),
+)
+
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("upload_id", sa.String(32), index=True),
+    sa.Column("item_id", sa.Integer, index=True),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("roles", sa.String(64), nullable=False),  # comma-separated
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+webhooks = sa.Table(
+    "webhooks", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # the event id receivers de-duplicate on
+    sa.Column("upload_id", sa.String(32), nullable=False, index=True),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # pending delivered failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text),
+)
+
+ROLES = ("submit", "review", "admin")
+
+
+class Conflict(Exception):
+    """A request that contradicts the stored state (stale version, reused idempotency key)."""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _row(r) -> dict | None:
+    return None if r is None else dict(r._mapping)
+
+
+class Store:
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(url, pool_pre_ping=True,
+                                       connect_args={"check_same_thread": False, "timeout": 30} if url.startswith("sqlite") else {})
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        if self.sqlite:
+            @event.listens_for(self.engine, "connect")
+            def _wal(conn, _):
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA busy_timeout=30000")
+                conn.isolation_level = None  # transactions begin explicitly (below), IMMEDIATE: one writer
+
+            @event.listens_for(self.engine, "begin")
+            def _begin(conn):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (serialised across servers on PostgreSQL)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+        with self.engine.begin() as conn:
+            if not self.sqlite:
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7211)")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def _skip_locked(self, query):
+        return query if self.sqlite else query.with_for_update(skip_locked=True)
+
+    # uploads and jobs
+
+    def add_upload(self, sha256: str, size: int, kind: str, filename: str | None, meta: dict, callback_url: str | None,
+                   idempotency_key: str | None, client: str | None) -> tuple[dict, bool]:
+        """(upload, created). The same idempotency key with the same bytes is the same upload."""
+        now = time.time()
+        with self.engine.begin() as c:
+            if idempotency_key:
+                old = _row(c.execute(sa.select(uploads).where(uploads.c.idempotency_key == idempotency_key)).first())
+                if old:
+                    if old["sha256"] != sha256:
+                        raise Conflict("Idempotency-Key was used before with different bytes")
+                    return old, False
+            row = dict(id=uuid.uuid4().hex, sha256=sha256, size=size, kind=kind, filename=filename, meta=meta,
+                       callback_url=callback_url, idempotency_key=idempotency_key, client=client, status="queued",
+                       attempts=0, created_at=now)
+            c.execute(uploads.insert().values(**row))
+            c.execute(audit_events.insert().values(upload_id=row["id"], actor=client or "anonymous", action="uploaded",
+                                                   detail={"sha256": sha256, "size": size, "kind": kind}, at=now))
+        return self.upload(row["id"]), True
+
+    def upload(self, upload_id: str) -> dict | None:
+        with self.engine.connect() as c:
+            return _row(c.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first())
+
+    def count(self, status: str) -> int:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.count()).select_from(uploads).where(uploads.c.status == status)).scalar()
+
+    def claim_jobs(self, owner: str, n: int, lease_s: float) -> list[dict]:
+        """Up to n queued jobs (or ones whose owner's lease ran out) now belong to `owner`."""
+        now = time.time()
+        with self.engine.begin() as c:
+            q = (sa.select(uploads.c.id).where((uploads.c.status == "queued") | (
+                (uploads.c.status == "processing") & (uploads.c.lease_until < now)))
+                .order_by(uploads.c.created_at).limit(n))
+            ids = [r.id for r in c.execute(self._skip_locked(q))]
+            if not ids:
+                return []
+            c.execute(uploads.update().where(uploads.c.id.in_(ids)).values(
+                status="processing", owner=owner, lease_until=now + lease_s, attempts=uploads.c.attempts + 1))
+            return [_row(r) for r in c.execute(sa.select(uploads).where(uploads.c.id.in_(ids)))]
+
+    def renew_jobs(self, owner: str, ids: list[str], lease_s: float) -> None:
+        if ids:
+            with self.engine.begin() as c:
+                c.execute(uploads.update().where(uploads.c.id.in_(ids) & (uploads.c.owner == owner)
+                                                 & (uploads.c.status == "processing"))
+                          .values(lease_until=time.time() + lease_s))
+
+    def finish_job(self, upload_id: str, owner: str, verdict: dict | None, error: dict | None,
+                   review_decisions: list[str]) -> bool:
+        """Store a job's Verdict (or failure) once: False when another owner took it over meanwhile."""
+        now = time.time()
+        with self.engine.begin() as c:
+            done = c.execute(uploads.update().where((uploads.c.id == upload_id) & (uploads.c.owner == owner)
+                                                    & (uploads.c.status == "processing")).values(
+                status="failed" if error else "scored", verdict=verdict, reason=json.dumps(error) if error else None,
+                score=verdict and verdict.get("score"), decision=verdict and verdict.get("decision"),
+                scored_at=now, lease_until=None))
+            if done.rowcount != 1:
+                return False
+            up = _row(c.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first())
+            c.execute(audit_events.insert().values(
+                upload_id=upload_id, actor="model", action="failed" if error else "scored",
+                detail=error or {"decision": verdict["decision"], "score": verdict["score"]}, at=now))
+            if verdict and verdict["decision"] in review_decisions:
+                self._open_item(c, upload_id, "detection", verdict["score"] or 0.0, now)
+            if up["callback_url"]:
+                self._webhook(c, up, "upload.scored", {"upload": public_upload(up)}, now)
+        return True
+
+    def fail_exhausted(self, max_attempts: int) -> list[str]:
+        """Jobs that keep killing their worker (attempts used up, lease gone) fail with that reason."""
+        now = time.time()
+        with self.engine.begin() as c:
+            q = sa.select(uploads.c.id).where((uploads.c.status == "processing") & (uploads.c.lease_until < now)
+                                              & (uploads.c.attempts >= max_attempts))
+            ids = [r.id for r in c.execute(self._skip_locked(q))]
+            for i in ids:
+                c.execute(uploads.update().where(uploads.c.id == i).values(
+                    status="failed", reason=json.dumps({"type": "WorkerCrash", "reason": "worker_crash",
+                                                        "message": f"scoring stopped its worker {max_attempts} times"}),
+                    scored_at=now, lease_until=None))
+        return ids
+
+    def release_job(self, upload_id: str, owner: str) -> None:
+        """Give a claimed job back to the queue (its worker died with it; it counts as an attempt)."""
+        with self.engine.begin() as c:
+            c.execute(uploads.update().where((uploads.c.id == upload_id) & (uploads.c.owner == owner)
+                                             & (uploads.c.status == "processing")).values(status="queued", owner=None))
+
+    # review queue
+
+    def _open_item(self, c, upload_id: str, kind: str, priority: float, now: float) -> int:
+        item = c.execute(review_items.insert().values(upload_id=upload_id, kind=kind, priority=priority, state="pending",
+                                                      version=1, created_at=now)).inserted_primary_key[0]
+        c.execute(audit_events.insert().values(upload_id=upload_id, item_id=item, actor="model", action="queued_for_review",
+                                               detail={"kind": kind, "priority": priority}, at=now))
+        return item
+
+    def items(self, state: str, limit: int = 100, offset: int = 0) -> list[dict]:
+        now = time.time()
+        cond = review_items.c.state == state
+        if state == "pending":  # an expired claim is pending again
+            cond = cond | ((review_items.c.state == "claimed") & (review_items.c.lease_until < now))
+        elif state == "claimed":
+            cond = cond & (review_items.c.lease_until >= now)
+        q = (sa.select(review_items, uploads.c.kind.label("media_type"), uploads.c.decision)
+             .join(uploads, uploads.c.id == review_items.c.upload_id).where(cond)
+             .order_by(review_items.c.priority.desc(), review_items.c.created_at).limit(limit).offset(offset))
+        with self.engine.connect() as c:
+            return [_row(r) for r in c.execute(q)]
+
+    def item(self, item_id: int) -> dict | None:
+        with self.engine.connect() as c:
+            return _row(c.execute(sa.select(review_items).where(review_items.c.id == item_id)).first())
+
+    def claim_item(self, reviewer: str, lease_s: float) -> dict | None:
+        """The most urgent pending item, leased to `reviewer` (appeals avoid who decided first)."""
+        now = time.time()
+        with self.engine.begin() as c:
+            avoid = sa.select(review_items.c.upload_id).where((review_items.c.reviewer == reviewer)
+                                                             & (review_items.c.state == "decided"))
+            q = (sa.select(review_items.c.id).where(
+                ((review_items.c.state == "pending") | ((review_items.c.state == "claimed")
+                                                        & (review_items.c.lease_until < now)))
+                & ((review_items.c.kind != "appeal") | review_items.c.upload_id.not_in(avoid)))
+                .order_by(review_items.c.priority.desc(), review_items.c.created_at).limit(1))
+            got = c.execute(self._skip_locked(q)).first()
+            if got is None:
+                return None
+            c.execute(review_items.update().where(review_items.c.id == got.id).values(
+                state="claimed", reviewer=reviewer, lease_until=now + lease_s, version=review_items.c.version + 1))
+            item = _row(c.execute(sa.select(review_items).where(review_items.c.id == got.id)).first())
+            c.execute(audit_events.insert().values(upload_id=item["upload_id"], item_id=item["id"], actor=reviewer,
+                                                   action="claimed", detail={"lease_s": lease_s}, at=now))
+        return item
+
+    def decide(self, item_id: int, reviewer: str, label: str, reason: str, version: int) -> dict:
+        """Record a decision on an item the reviewer holds at `version`; Conflict when stale."""
+        now = time.time()
+        with self.engine.begin() as c:
+            done = c.execute(review_items.update().where(
+                (review_items.c.id == item_id) & (review_items.c.version == version)
+                & (review_items.c.state == "claimed") & (review_items.c.reviewer == reviewer)
+                & (review_items.c.lease_until >= now)).values(
+                state="decided", label=label, reason=reason, decided_at=now, lease_until=None,
+                version=review_items.c.version + 1))
+            if done.rowcount != 1:
+                raise Conflict("the item changed, is not claimed by you, or its lease ran out: claim it again")
+            item = _row(c.execute(sa.select(review_items).where(review_items.c.id == item_id)).first())
+            c.execute(audit_events.insert().values(upload_id=item["upload_id"], item_id=item_id, actor=reviewer,
+                                                   action="decided", detail={"label": label, "reason": reason}, at=now))
+            up = _row(c.execute(sa.select(uploads).where(uploads.c.id == item["upload_id"])).first())
+            if up["callback_url"]:
+                self._webhook(c, up, "review.decided", {"upload": public_upload(up), "review": public_item(item)}, now)
+        return item
+
+    def audit(self, upload_id: str | None = None, item_id: int | None = None) -> list[dict]:
+        cond = audit_events.c.item_id == item_id if item_id is not None else audit_events.c.upload_id == upload_id
+        with self.engine.connect() as c:
+            return [_row(r) for r in c.execute(sa.select(audit_events).where(cond).order_by(audit_events.c.id))]
+
+    # API keys
+
+    def add_key(self, name: str, roles: list[str], key: str | None = None) -> str:
+        """Store a key's hash with its roles (replacing one of that name); returns the plain key."""
+        key = key or secrets.token_urlsafe(24)
+        with self.engine.begin() as c:
+            c.execute(api_keys.delete().where(api_keys.c.name == name))
+            c.execute(api_keys.insert().values(name=name, key_hash=hash_key(key), roles=",".join(roles), created_at=time.time()))
+        return key
+
+    def key_roles(self, key: str) -> tuple[str, set[str]] | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(api_keys).where(api_keys.c.key_hash == hash_key(key))).first()
+        return None if r is None else (r.name, set(r.roles.split(",")))
+
+    # webhooks
+
+    def _webhook(self, c, up: dict, event_name: str, payload: dict, now: float) -> None:
+        eid = uuid.uuid4().hex
+        c.execute(webhooks.insert().values(id=eid, upload_id=up["id"], event=event_name, url=up["callback_url"],
+                                           payload={"id": eid, "event": event_name, "created_at": now} | payload,
+                                           state="pending", attempts=0, next_at=now))
+
+    def due_webhooks(self, n: int, hold_s: float) -> list[dict]:
+        """Deliveries due now, held for `hold_s` so another server does not send them meanwhile."""
+        now = time.time()
+        with self.engine.begin() as c:
+            q = (sa.select(webhooks.c.id).where((webhooks.c.state == "pending") & (webhooks.c.next_at <= now))
+                 .order_by(webhooks.c.next_at).limit(n))
+            ids = [r.id for r in c.execute(self._skip_locked(q))]
+            if not ids:
+                return []
+            c.execute(webhooks.update().where(webhooks.c.id.in_(ids)).values(next_at=now + hold_s))
+            return [_row(r) for r in c.execute(sa.select(webhooks).where(webhooks.c.id.in_(ids)))]
+
+    def webhook_result(self, hook: dict, error: str | None, max_attempts: int, backoff_s: float) -> None:
+        attempts = hook["attempts"] + 1
+        state = "delivered" if error is None else "failed" if attempts >= max_attempts else "pending"
+        with self.engine.begin() as c:
+            c.execute(webhooks.update().where(webhooks.c.id == hook["id"]).values(
+                state=state, attempts=attempts, last_error=error, next_at=time.time() + backoff_s * 2 ** (attempts - 1)))
+
+    def webhooks_for(self, upload_id: str) -> list[dict]:
+        with self.engine.connect() as c:
+            return [_row(r) for r in c.execute(sa.select(webhooks).where(webhooks.c.upload_id == upload_id))]
+
+
+def public_upload(up: dict) -> dict[str, Any]:
+    """An upload as the API shows it."""
+    out = {"id": up["id"], "status": up["status"], "sha256": up["sha256"], "media_type": up["kind"],
+           "size": up["size"], "metadata": up["meta"], "created_at": up["created_at"], "scored_at": up["scored_at"],
+           "verdict": up["verdict"]}
+    if up["status"] == "failed" and up["reason"]:
+        out["error"] = json.loads(up["reason"])
+    return out
+
+
+def public_item(item: dict) -> dict[str, Any]:
+    keys = ("id", "upload_id", "kind", "priority", "state", "version", "reviewer", "lease_until", "label", "reason",
+            "created_at", "decided_at", "media_type", "decision")
+    return {k: item[k] for k in keys if k in item}
+

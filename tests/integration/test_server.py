@@ -1,0 +1,230 @@
+"""The detection server, running for real: uploads, errors, review queue, webhooks, metrics, fuzzing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import KEYS, Server, server_config
+
+pytestmark = pytest.mark.slow
+
+
+class Receiver:
+    """A webhook endpoint that refuses each event's first delivery (500), then accepts it."""
+
+    def __init__(self):
+        self.got: list[tuple[dict, dict]] = []
+        self.attempts: dict[str, int] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                eid = self.headers["X-Event-Id"]
+                outer.attempts[eid] = outer.attempts.get(eid, 0) + 1
+                if outer.attempts[eid] == 1:
+                    self.send_response(500)
+                else:
+                    outer.got.append((dict(self.headers), json.loads(body) | {"_raw": body.decode()}))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}/hook"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    r = Receiver()
+    yield r
+    r.http.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(bundles, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("server")
+    cfg = server_config(bundles, folder, limits={"max_bytes": 3_000_000}, review={"lease_s": 2},
+                        webhooks={"secret": "s3cret", "backoff_s": 0.2})
+    s = Server(cfg, folder).start()
+    yield s
+    s.kill()
+
+
+def client(name: str | None = "uploader") -> httpx.Client:
+    return httpx.Client(headers={"X-API-Key": KEYS[name]} if name else {}, timeout=120)
+
+
+def upload(server: Server, path: Path, wait: float = 0, **kw) -> httpx.Response:
+    with client(kw.pop("as_", "uploader")) as c:
+        return c.post(f"{server.url}/v1/uploads", params={"wait": wait} | kw.pop("params", {}),
+                      files={"file": (path.name, path.read_bytes())}, **kw)
+
+
+def scored(server: Server, upload_id: str, timeout: float = 120) -> dict:
+    end = time.monotonic() + timeout
+    with client() as c:
+        while time.monotonic() < end:
+            up = c.get(f"{server.url}/v1/uploads/{upload_id}").json()
+            if up["status"] in ("scored", "failed"):
+                return up
+            time.sleep(0.2)
+    raise TimeoutError(upload_id)
+
+
+def test_keys_and_roles_guard_every_route(server):
+    assert httpx.post(f"{server.url}/v1/uploads", content=b"x").status_code == 401
+    with client("alice") as c:  # a reviewer cannot submit
+        r = c.post(f"{server.url}/v1/uploads", content=b"x")
+        assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    with client("uploader") as c:  # an uploader cannot see the queue or evidence
+        assert c.get(f"{server.url}/v1/review/items").status_code == 403
+        assert c.get(f"{server.url}/v1/review/evidence/{'a' * 32}/crop0.jpg").status_code == 403
+    with client("admin") as c:
+        assert c.get(f"{server.url}/v1/review/items").status_code == 200
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    assert "/v1/uploads" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+
+
+def test_an_upload_is_kept_scored_and_answered(server, media_dir):
+    r = upload(server, media_dir / "pan.mp4", wait=60, params={"metadata": json.dumps({"user": 7})})
+    assert r.status_code == 200, r.text
+    up = r.json()
+    assert up["status"] == "scored" and up["metadata"] == {"user": 7} and up["media_type"] == "video"
+    v = up["verdict"]
+    assert v["id"] == hashlib.sha256((media_dir / "pan.mp4").read_bytes()).hexdigest() == up["sha256"]
+    assert v["visual"]["frames_scored"] == 8 and v["audio"]["score"] is not None and v["decision"] == "review"
+    stored = Path(server.cfg["store_dir"]) / up["sha256"][:2] / up["sha256"][2:4] / up["sha256"]
+    assert stored.read_bytes() == (media_dir / "pan.mp4").read_bytes()
+    with client() as c:  # the raw body works too, answered 202 at once
+        r = c.post(f"{server.url}/v1/uploads", content=(media_dir / "astronaut.jpg").read_bytes())
+    assert r.status_code == 202 and r.json()["status"] in ("queued", "processing", "scored")
+    assert scored(server, r.json()["id"])["verdict"]["media_type"] == "image"
+
+
+def test_idempotency_key_means_one_upload(server, media_dir):
+    headers = {"Idempotency-Key": "order-42"}
+    first = upload(server, media_dir / "astronaut.png", headers=headers).json()
+    again = upload(server, media_dir / "astronaut.png", headers=headers).json()
+    assert again["id"] == first["id"]
+    other = upload(server, media_dir / "coffee.png", headers=headers)
+    assert other.status_code == 409 and other.json()["error"] == "conflict"
+    scored(server, first["id"])
+    with client("admin") as c:
+        items = c.get(f"{server.url}/v1/review/items", params={"state": "pending", "limit": 500}).json()
+    assert sum(i["upload_id"] == first["id"] for i in items) <= 1
+
+
+def test_bad_input_fails_alone_with_its_reason(server, media_dir, tmp_path):
+    with client() as c:
+        r = c.post(f"{server.url}/v1/uploads", content=b"just some text, not media")
+        assert r.status_code == 415 and r.json()["error"] == "unsupported" and "/tmp" not in r.text
+        r = c.post(f"{server.url}/v1/uploads", content=b"\0" * 3_100_000)
+        assert r.status_code == 413
+        assert c.post(f"{server.url}/v1/uploads", content=b"").status_code == 422
+        assert c.post(f"{server.url}/v1/uploads", params={"metadata": "[1]"},
+                      content=(media_dir / "coffee.png").read_bytes()).status_code == 422
+        assert c.post(f"{server.url}/v1/uploads", params={"callback_url": "file:///etc/passwd"},
+                      content=(media_dir / "coffee.png").read_bytes()).status_code == 422
+        assert c.get(f"{server.url}/v1/uploads/..%2F..%2Fetc%2Fpasswd").status_code in (404, 422)
+        # a PNG that claims 100,000 x 100,000 pixels: refused from its header, never decoded
+        bomb = (media_dir / "coffee.png").read_bytes()
+        bomb = bomb[:16] + (100_000).to_bytes(4, "big") * 2 + bomb[24:]
+        r = c.post(f"{server.url}/v1/uploads", params={"wait": 30}, content=bomb)
+        assert r.status_code in (413, 422) or r.json()["status"] == "failed", r.text
+        # a video cut in half: accepted (its header is fine), then fails alone with a reason
+        half = (media_dir / "pan.mp4").read_bytes()
+        r = c.post(f"{server.url}/v1/uploads", params={"wait": 60}, content=half[: len(half) // 2])
+        assert r.status_code in (200, 202, 422), r.text
+        if r.status_code != 422:
+            up = scored(server, r.json()["id"])
+            assert up["status"] in ("scored", "failed") and (up["status"] == "scored" or up["error"]["reason"])
+    assert upload(server, media_dir / "astronaut.webp", wait=60).json()["status"] == "scored"  # still serving
+
+
+def test_review_queue_leases_versions_and_audit(server, media_dir):
+    ids = [upload(server, media_dir / n).json()["id"] for n in ("silent.mp4", "pan.mkv", "astronaut.bmp")]
+    for i in ids:
+        assert scored(server, i)["verdict"]["decision"] == "review"  # the test bundles send faces to review
+    with client("alice") as alice, client("bob") as bob:
+        items = alice.get(f"{server.url}/v1/review/items").json()
+        prios = [i["priority"] for i in items]
+        assert prios == sorted(prios, reverse=True) and {i for i in ids} <= {i["upload_id"] for i in items}
+        a = alice.post(f"{server.url}/v1/review/claim").json()
+        b = bob.post(f"{server.url}/v1/review/claim").json()
+        assert a["item"]["id"] != b["item"]["id"]  # never the same item
+        assert a["upload"]["verdict"]["decision"] == "review" and a["item"]["priority"] >= b["item"]["priority"]
+        if a["evidence"]:
+            img = alice.get(server.url + a["evidence"][0]["url"])
+            assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
+        item_id, version = a["item"]["id"], a["item"]["version"]
+        stale = alice.post(f"{server.url}/v1/review/items/{item_id}/decision",
+                           json={"label": "cleared", "reason": "x", "version": version - 1})
+        assert stale.status_code == 409
+        theft = bob.post(f"{server.url}/v1/review/items/{item_id}/decision",
+                         json={"label": "cleared", "reason": "x", "version": version})
+        assert theft.status_code == 409  # bob does not hold it
+        ok = alice.post(f"{server.url}/v1/review/items/{item_id}/decision",
+                        json={"label": "confirmed_fake", "reason": "blending seam at the jaw", "version": version})
+        assert ok.status_code == 200 and ok.json()["state"] == "decided" and ok.json()["reviewer"] == "alice"
+        # bob's lease (2 s) runs out: the item is pending again and alice may take it
+        time.sleep(2.2)
+        assert b["item"]["id"] in [i["id"] for i in alice.get(f"{server.url}/v1/review/items").json()]
+        late = bob.post(f"{server.url}/v1/review/items/{b['item']['id']}/decision",
+                        json={"label": "cleared", "reason": "late", "version": b["item"]["version"]})
+        assert late.status_code == 409
+        audit = alice.get(f"{server.url}/v1/review/items/{item_id}/audit").json()
+        actions = [e["action"] for e in audit]
+        assert actions[:3] == ["uploaded", "scored", "queued_for_review"] and actions[-2:] == ["claimed", "decided"]
+        assert audit[-1]["actor"] == "alice" and audit[-1]["detail"]["reason"] == "blending seam at the jaw"
+
+
+def test_webhooks_are_signed_retried_and_unique(server, media_dir, receiver):
+    r = upload(server, media_dir / "astronaut.gif", params={"callback_url": receiver.url})
+    uid = r.json()["id"]
+    scored(server, uid)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not any(b["event"] == "upload.scored" and b["upload"]["id"] == uid
+                                             for _, b in receiver.got):
+        time.sleep(0.2)
+    (headers, body), = [(h, b) for h, b in receiver.got if b["upload"]["id"] == uid]
+    assert body["event"] == "upload.scored" and body["upload"]["verdict"]["id"] == r.json()["sha256"]
+    assert receiver.attempts[headers["X-Event-Id"]] == 2  # refused once, retried
+    expected = hmac.new(b"s3cret", headers["X-Timestamp"].encode() + b"." + body["_raw"].encode(), hashlib.sha256)
+    assert headers["X-Signature"] == "sha256=" + expected.hexdigest()
+
+
+def test_metrics_count_what_happened(server):
+    text = httpx.get(f"{server.url}/metrics").text
+    assert "deepfake_queue_depth" in text and 'deepfake_decisions_total{decision="review"}' in text
+    assert 'deepfake_batch_size_count{model="visual"}' in text and 'deepfake_stage_seconds_count{stage="scan"}' in text
+    assert 'deepfake_rejected_total{status="415"}' in text
+
+
+def test_fuzzing_the_openapi_schema_finds_no_server_error(server):
+    exe = Path(sys.executable).with_name("schemathesis")
+    r = subprocess.run([str(exe), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
+                        "--max-examples", "25", "-H", f"X-API-Key: {KEYS['admin']}", "--no-color",
+                        "--exclude-path", "/v1/uploads", "--request-timeout", "30"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-4000:]
+    # uploads get a fuzz of their own: random bodies and parameters, never a 5xx
+    r = subprocess.run([str(exe), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
+                        "--max-examples", "15", "-H", f"X-API-Key: {KEYS['admin']}", "--no-color",
+                        "--include-path", "/v1/uploads", "--include-method", "POST", "--request-timeout", "60"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
