@@ -202,6 +202,9 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="onnx: run the bundles' exported model.onnx with onnxruntime")
     p.add_argument("--fusion", help="fusion JSON (from `deepfake-detect fuse`); default: the most severe modality")
+    p.add_argument("--declared-ai", choices=["ignore", "review", "likely_fake"], default="review",
+                   help="decision at least, for uploads whose intact C2PA manifest declares AI-made media")
+    p.add_argument("--trust-anchors", help="PEM file of CAs whose C2PA signers count as trusted")
     p.add_argument("--devices", type=int, default=1, help="ranks per node: >1 runs Lightning DDP")
     p.add_argument("--num-nodes", type=int, default=1, help="nodes of a DDP run (MASTER_ADDR, NODE_RANK set)")
     p.add_argument("--accelerator", default="auto", help="DDP: cpu, gpu or auto")
@@ -216,6 +219,7 @@ def score_cmd(args: argparse.Namespace) -> int:
 
     from detector.config import SamplingConfig
     from detector.fusion import Fusion
+    from detector.provenance import ProvenancePolicy
     from detector.results import ResultsFile
     from detector.scoring import Scorer, file_id
 
@@ -234,7 +238,8 @@ def score_cmd(args: argparse.Namespace) -> int:
     console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
     kwargs = dict(visual=args.visual, audio=args.audio, sampling=SamplingConfig(frames=args.frames),
                   batch_size=args.batch_size, runtime=args.runtime,
-                  fusion=Fusion.model_validate_json(Path(args.fusion).read_text()) if args.fusion else Fusion())
+                  fusion=Fusion.model_validate_json(Path(args.fusion).read_text()) if args.fusion else Fusion(),
+                  provenance=ProvenancePolicy(declared_ai=args.declared_ai, trust_anchors=args.trust_anchors))
     if args.devices * args.num_nodes > 1:
         from detector.distributed import score_distributed
 
@@ -331,7 +336,7 @@ def demo_cmd(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(inputs=[str(p) for p in uploads], manifest=None, visual=str(visual), audio=str(audio),
                             out=str(out / "results.jsonl"), csv=str(out / "results.csv"), workers=2, batch_size=64,
                             frames=16, device="auto", runtime="torch", fusion=None,
-                            devices=1, num_nodes=1, accelerator="auto")
+                            devices=1, num_nodes=1, accelerator="auto", declared_ai="review", trust_anchors=None)
     score_cmd(ns)
     table = Table("upload", "type", "decision", "score", "face", "voice", title="Verdicts")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731

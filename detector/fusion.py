@@ -18,7 +18,7 @@ from detector.bundle import Thresholds
 from detector.metrics import binary_report, threshold_at_fpr
 
 MODALITIES = ("visual", "audio")
-_SEVERITY = {"no_signal": 0, "clear": 1, "review": 2, "likely_fake": 3}
+SEVERITY = {"no_signal": 0, "clear": 1, "review": 2, "likely_fake": 3}
 
 
 def decide(score: float | None, t: Thresholds) -> str:
@@ -48,7 +48,7 @@ class Fusion(BaseModel):
         if not present:
             return None, "no_signal"
         if self.kind == "max":
-            return max(((s, decide(s, own[m])) for m, s in present.items()), key=lambda d: (_SEVERITY[d[1]], d[0]))
+            return max(((s, decide(s, own[m])) for m, s in present.items()), key=lambda d: (SEVERITY[d[1]], d[0]))
         if self.kind == "weighted":
             w = {m: self.weights.get(m, 1.0) for m in present}
             score = sum(w[m] * s for m, s in present.items()) / max(sum(w.values()), 1e-9)

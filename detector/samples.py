@@ -129,3 +129,56 @@ def _encode_audio(out, stream, samples: np.ndarray, sample_rate: int) -> None:
         out.mux(stream.encode(f))
     out.mux(stream.encode())
 
+
+
+def test_signer() -> tuple[bytes, bytes, bytes]:
+    """A throwaway C2PA signing identity made offline: (leaf+CA chain PEM, leaf key PEM, CA PEM)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject: str, key, issuer_name: x509.Name | None, issuer_key, ca: bool) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "deepfake-detector tests")])
+        usage = dict(digital_signature=True, key_cert_sign=ca, crl_sign=ca, content_commitment=False,
+                     key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+                     decipher_only=False)
+        b = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name or name)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=365))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+             .add_extension(x509.KeyUsage(**usage), critical=True)
+             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+        if not ca:
+            b = (b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("Test CA", ca_key, None, ca_key, ca=True)
+    leaf = cert("Test generator", key, ca.subject, ca_key, ca=False)
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return pem(leaf) + pem(ca), private, pem(ca)
+
+
+def sign_c2pa(src: str | Path, dest: str | Path, mime: str, identity: tuple[bytes, bytes, bytes],
+              ai_generated: bool = True, generator: str = "sample-generator") -> Path:
+    """Copy `src` to `dest` with a signed C2PA manifest: `c2pa.created`, declared AI-made or not."""
+    import c2pa
+
+    source_type = "trainedAlgorithmicMedia" if ai_generated else "digitalCapture"
+    manifest = {"claim_generator_info": [{"name": generator, "version": "1.0"}], "title": Path(dest).name,
+                "assertions": [{"label": "c2pa.actions", "data": {"actions": [{
+                    "action": "c2pa.created",
+                    "digitalSourceType": f"http://cv.iptc.org/newscodes/digitalsourcetype/{source_type}"}]}}]}
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, identity[0], identity[1], None))
+    with c2pa.Builder(manifest) as builder, open(src, "rb") as s, open(dest, "w+b") as d:
+        builder.sign(signer, mime, s, d)
+    return Path(dest)

@@ -20,8 +20,9 @@ from detector.batching import SharedBatches
 from detector.bundle import BundleMeta, load_bundle
 from detector.config import MediaLimits, SamplingConfig
 from detector.faces import FaceDetector, Scan, resolve_device, scan_files
-from detector.fusion import Fusion
+from detector.fusion import SEVERITY, Fusion
 from detector.media import MediaError, iter_audio, probe
+from detector.provenance import Provenance, ProvenancePolicy
 
 Decision = Literal["likely_fake", "review", "clear", "no_signal"]
 
@@ -71,6 +72,8 @@ class Verdict(BaseModel):
     audio: AudioResult | None = None
     models: list[ModelInfo]
     timings_ms: dict[str, float]
+    provenance: Provenance | None = None  # the C2PA manifest's story, when the upload has one
+    decided_by: Literal["models", "provenance"] = "models"
 
 
 class ErrorRecord(BaseModel):
@@ -109,6 +112,7 @@ class _Pending:
         self.probs = np.zeros(len(self.faces))
         self.segments: list | None = None  # audio windows' Segments; None: audio not scored
         self.audio_error: MediaError | None = None
+        self.provenance: Provenance | None = None
         self.waiting = 1  # the submission itself, until every input is handed over
         self.submitted = time.perf_counter()
         self.lock = threading.Lock()
@@ -123,7 +127,8 @@ class Scorer:
     def __init__(self, visual: str | Path | None = None, audio: str | Path | None = None, device: str = "auto",
                  sampling: SamplingConfig = SamplingConfig(), limits: MediaLimits = MediaLimits(),
                  track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int = 64,
-                 runtime: Literal["torch", "onnx"] = "torch", fusion: Fusion = Fusion()):
+                 runtime: Literal["torch", "onnx"] = "torch", fusion: Fusion = Fusion(),
+                 provenance: ProvenancePolicy = ProvenancePolicy()):
         """`runtime="onnx"` scores with the bundles' exported model.onnx through onnxruntime."""
         if visual is None and audio is None:
             raise ValueError("a scorer needs a visual or an audio bundle (or both)")
@@ -131,7 +136,7 @@ class Scorer:
         self.visual = load_bundle(visual, dev, runtime) if visual else None
         self.audio = load_bundle(audio, dev, runtime) if audio else None
         self.detector = FaceDetector(self.visual[1].faces.model_copy(update={"device": device})) if visual else None
-        self.sampling, self.limits, self.fusion = sampling, limits, fusion
+        self.sampling, self.limits, self.fusion, self.provenance = sampling, limits, fusion, provenance
         self.track_aggregation, self.topk = track_aggregation, topk
         self.models = [ModelInfo(kind=m.kind, name=m.model.get("backbone", m.family), version=m.version)
                        for _, m in filter(None, (self.visual, self.audio))]
@@ -167,6 +172,7 @@ class Scorer:
         (at once when a batch fills, else at the next `flush`)."""
         job = _Pending(scan, done)
         if scan.error is None:
+            job.provenance = self.provenance.read_file(scan.path)
             if self.visual and scan.info.kind != "audio":
                 for i, (_, face) in enumerate(job.faces):
                     self._add(job, self.crops, face.crop, lambda p, i=i: job.probs.__setitem__(i, p))
@@ -235,10 +241,15 @@ class Scorer:
         scores = {"visual": visual and visual.score, "audio": audio and audio.score}
         own = {m: b[1].thresholds for m, b in (("visual", self.visual), ("audio", self.audio)) if b}
         score, decision = self.fusion.fuse(scores, own)
+        routed = self.provenance.route(job.provenance)
+        by = "models"
+        if routed and SEVERITY[routed] > SEVERITY[decision]:
+            decision, by = routed, "provenance"
         now = time.perf_counter()
         timings = {"total": round((now - scan.started) * 1000, 1), "models": round((now - job.submitted) * 1000, 1)}
         return Verdict(id=uid, path=scan.path, media_type=scan.info.kind, score=None if score is None else round(score, 5),
-                       decision=decision, visual=visual, audio=audio, models=self.models, timings_ms=timings)
+                       decision=decision, visual=visual, audio=audio, models=self.models, timings_ms=timings,
+                       provenance=job.provenance, decided_by=by)
 
     def _visual(self, job: _Pending) -> VisualResult:
         tracks: dict[int, list[FrameScore]] = {}

@@ -3,6 +3,8 @@
 import json
 import re
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +22,8 @@ from serve import metrics
 from serve.config import ServeConfig
 from serve.engine import Engine
 from serve.files import FileStore, TooLarge
+from serve.reports import report_csv, summary
+from serve.retention import Sweeper, erase
 from serve.store import ROLES, Conflict, Store, public_item, public_upload
 from serve.webhooks import Sender
 
@@ -57,16 +61,29 @@ class ReviewItem(BaseModel):
     decided_at: float | None = None
     media_type: str | None = None
     decision: str | None = None
+    appeal_of: int | None = None  # appeals: the decided item contested
+
+
+class Appeal(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class ItemDetail(BaseModel):
     item: ReviewItem
     upload: UploadStatus
     evidence: list[dict]  # the most suspicious face crops: url, track, t, score
+    appeal: dict | None = None  # appeals: the uploader's reason and the decision contested
+
+
+class Erased(BaseModel):
+    id: str
+    erased: list[str]  # what this call erased (empty when it was gone already)
+    bytes_erased_at: float | None
+    crops_erased_at: float | None
 
 
 class Decision(BaseModel):
-    label: Literal["confirmed_fake", "cleared", "escalated"]
+    label: Literal["confirmed_fake", "cleared", "escalated", "upheld", "overturned"]  # the last two: appeals
     reason: str = Field(min_length=1, max_length=2000)
     version: int = Field(ge=1)
 
@@ -81,6 +98,12 @@ def _error(status: int, error: str, detail=None, headers: dict | None = None) ->
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    roles: frozenset[str]
+
+
 class Api:
     """Holds the parts the routes share; `create_app` wires them into FastAPI."""
 
@@ -90,6 +113,7 @@ class Api:
         self.files = FileStore(cfg.store_dir)
         self.engine: Engine | None = None
         self.sender: Sender | None = None
+        self.sweeper: Sweeper | None = None
 
     def start(self) -> None:
         self.store.migrate()
@@ -102,18 +126,20 @@ class Api:
         self.engine.start()
         self.sender = Sender(self.cfg.webhooks, self.store)
         self.sender.start()
+        self.sweeper = Sweeper(self.store, self.files, self.cfg.retention)
+        self.sweeper.start()
         metrics.QUEUED.set_function(lambda: self.store.count("queued"))
 
     def stop(self) -> None:
-        for part in (self.sender, self.engine):
+        for part in (self.sweeper, self.sender, self.engine):
             if part:
                 part.stop()
 
     def role(self, *allowed: str):
-        """Dependency: the caller's key name, when its key has one of `allowed` roles (admin has all)."""
+        """Dependency: the caller (key name and roles), when its key has one of `allowed` roles (admin has all)."""
 
         def check(authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-                  x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
+                  x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> Caller:
             key = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
             found = self.store.key_roles(key) if key else None
             if found is None:
@@ -122,7 +148,7 @@ class Api:
             name, roles = found
             if not roles & {*allowed, "admin"}:
                 raise HTTPException(403, f"this key lacks the role for this: one of {sorted(allowed)}")
-            return name
+            return Caller(name, frozenset(roles))
 
         return check
 
@@ -139,7 +165,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     app = FastAPI(title="deepfake-detector", version="1", lifespan=lifespan,
                   responses={401: {"model": ApiError}, 403: {"model": ApiError}, 422: {"model": ApiError}})
     app.state.api = api
-    submit, review, anyone = api.role("submit"), api.role("review"), api.role("submit", "review")
+    submit, review, anyone, admin = api.role("submit"), api.role("review"), api.role("submit", "review"), api.role("admin")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
@@ -162,7 +188,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     @app.post("/v1/uploads", status_code=202, response_model=UploadStatus, openapi_extra=upload_body,
               responses={200: {"model": UploadStatus}, 409: {"model": ApiError}, 413: {"model": ApiError},
                          415: {"model": ApiError}, 429: {"model": ApiError}})
-    async def create_upload(request: Request, client: Annotated[str, Depends(submit)],
+    async def create_upload(request: Request, caller: Annotated[Caller, Depends(submit)],
                             wait: Annotated[float, Query(ge=0, description="seconds to wait for the Verdict")] = 0,
                             callback_url: Annotated[str | None, Query(max_length=2048)] = None,
                             metadata: Annotated[str | None, Query(max_length=10_000, description="JSON object")] = None,
@@ -203,13 +229,19 @@ def create_app(cfg: ServeConfig) -> FastAPI:
                 info = await run_in_threadpool(probe, tmp, cfg.limits)
             except MediaError as e:
                 return _error(_MEDIA_STATUS.get(type(e), 422), e.reason, str(e).replace(str(tmp), "upload"))
-            await run_in_threadpool(api.files.keep, tmp, sha)
-            tmp = None
+
+            def keep_and_record():
+                with api.files.lock(sha):  # retention cannot erase these bytes in between
+                    api.files.keep(tmp, sha)
+                    return api.store.add_upload(sha, size, info.kind, _safe_name(filename), meta, url,
+                                                idempotency_key, caller.name)
+
             try:
-                up, created = await run_in_threadpool(api.store.add_upload, sha, size, info.kind,
-                                                      _safe_name(filename), meta, url, idempotency_key, client)
+                up, created = await run_in_threadpool(keep_and_record)
             except Conflict as e:
                 return _error(409, "conflict", str(e))
+            finally:
+                tmp = None
         except (TooLarge, MultiPartException) as e:
             return _error(413 if isinstance(e, TooLarge) else 422, "invalid_upload", str(e))
         finally:
@@ -225,41 +257,72 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         return JSONResponse(public_upload(up), status_code=202)
 
     @app.get("/v1/uploads/{upload_id}", response_model=UploadStatus, responses={404: {"model": ApiError}})
-    def get_upload(upload_id: UploadId, _: Annotated[str, Depends(anyone)]):
+    def get_upload(upload_id: UploadId, _: Annotated[Caller, Depends(anyone)]):
         """An upload's status (queued, processing, scored, failed with its reason) and Verdict."""
         return public_upload(_found(api.store.upload(upload_id), "upload"))
 
+    @app.post("/v1/uploads/{upload_id}/appeal", status_code=201, response_model=ReviewItem,
+              responses={404: {"model": ApiError}, 409: {"model": ApiError}})
+    def appeal(upload_id: UploadId, body: Appeal, caller: Annotated[Caller, Depends(submit)]):
+        """The uploader contests the decision: the upload returns to review as an appeal, for another reviewer."""
+        up = api.store.upload(upload_id)
+        if up is None or (up["client"] != caller.name and "admin" not in caller.roles):
+            raise HTTPException(404, "no such upload of yours")
+        try:
+            return public_item(api.store.appeal(upload_id, caller.name, body.reason))
+        except Conflict as e:
+            raise HTTPException(409, str(e))
+
+    @app.delete("/v1/uploads/{upload_id}", response_model=Erased, responses={404: {"model": ApiError}})
+    def erase_upload(upload_id: UploadId, caller: Annotated[Caller, Depends(admin)]):
+        """Erase an upload's bytes and face crops now (idempotent); the audit trail records it."""
+        up = _found(api.store.upload(upload_id), "upload")
+        erased = erase(api.store, api.files, up, ["bytes", "crops"], caller.name, "erasure request")
+        up = api.store.upload(upload_id)
+        return {"id": upload_id, "erased": erased, "bytes_erased_at": up["bytes_erased_at"],
+                "crops_erased_at": up["crops_erased_at"]}
+
+    @app.get("/v1/reports/summary", responses={200: {"content": {"text/csv": {}}}})
+    def report_summary(_: Annotated[Caller, Depends(admin)],
+                       since: Annotated[date, Query(description="first day counted (UTC)")] = date(1970, 1, 1),
+                       format: Literal["json", "csv"] = "json"):
+        """Uploads scored, decisions, reviewer agreement with the model, appeals, time in queue."""
+        report = summary(api.store, datetime.combine(since, datetime.min.time(), timezone.utc).timestamp())
+        if format == "csv":
+            return Response(report_csv(report), media_type="text/csv")
+        return report
+
     @app.get("/v1/review/items", response_model=list[ReviewItem])
-    def list_items(_: Annotated[str, Depends(review)],
+    def list_items(_: Annotated[Caller, Depends(review)],
                    state: Literal["pending", "claimed", "decided"] = "pending",
                    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0, le=10**9)] = 0):
         """Review items by priority (most suspicious first, then oldest)."""
         return [public_item(i) for i in api.store.items(state, limit, offset)]
 
     @app.post("/v1/review/claim", response_model=ItemDetail, responses={204: {"description": "nothing to review"}})
-    def claim(reviewer: Annotated[str, Depends(review)]):
+    def claim(reviewer: Annotated[Caller, Depends(review)]):
         """Lease the most urgent pending item to the caller; an expired lease frees it again."""
-        item = api.store.claim_item(reviewer, cfg.review.lease_s)
+        item = api.store.claim_item(reviewer.name, cfg.review.lease_s)
         return Response(status_code=204) if item is None else _detail(item)
 
     @app.get("/v1/review/items/{item_id}", response_model=ItemDetail, responses={404: {"model": ApiError}})
-    def get_item(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], _: Annotated[str, Depends(review)]):
+    def get_item(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], _: Annotated[Caller, Depends(review)]):
         """An item with its upload's Verdict (score timeline, audio segments) and evidence crops."""
         return _detail(_found(api.store.item(item_id), "review item"))
 
     @app.post("/v1/review/items/{item_id}/decision", response_model=ReviewItem,
               responses={404: {"model": ApiError}, 409: {"model": ApiError}})
     def decide(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], body: Decision,
-               reviewer: Annotated[str, Depends(review)]):
+               reviewer: Annotated[Caller, Depends(review)]):
         """Decide an item you hold at its current `version` (409 when stale or not yours)."""
         _found(api.store.item(item_id), "review item")
         try:
-            return public_item(api.store.decide(item_id, reviewer, body.label, body.reason, body.version))
+            return public_item(api.store.decide(item_id, reviewer.name, body.label, body.reason, body.version))
         except Conflict as e:
             raise HTTPException(409, str(e))
 
     @app.get("/v1/review/items/{item_id}/audit", response_model=list[dict], responses={404: {"model": ApiError}})
-    def audit(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], _: Annotated[str, Depends(review)]):
+    def audit(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], _: Annotated[Caller, Depends(review)]):
         """Everything that happened to the item's upload, oldest first: append-only."""
         item = _found(api.store.item(item_id), "review item")
         return api.store.audit(upload_id=item["upload_id"])
@@ -267,7 +330,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     @app.get("/v1/review/evidence/{upload_id}/{name}", response_class=FileResponse,
              responses={404: {"model": ApiError}})
     def evidence(upload_id: UploadId, name: Annotated[str, PathParam(pattern=r"^crop\d{1,3}\.jpg$")],
-                 _: Annotated[str, Depends(review)]):
+                 _: Annotated[Caller, Depends(review)]):
         """A face crop kept as evidence (reviewers only)."""
         path = api.files.evidence(upload_id) / name
         if not path.is_file():
@@ -302,7 +365,14 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         crops = []
         for meta in sorted(folder.glob("crop*.json"), key=lambda p: int(p.stem[4:])):
             crops.append(json.loads(meta.read_text()) | {"url": f"/v1/review/evidence/{item['upload_id']}/{meta.stem}.jpg"})
-        return {"item": public_item(item), "upload": public_upload(api.store.upload(item["upload_id"])), "evidence": crops}
+        appeal = None
+        if item["kind"] == "appeal":
+            first = api.store.item(item["appeal_of"])
+            why = [e["detail"]["reason"] for e in api.store.audit(item_id=item["id"]) if e["action"] == "appealed"]
+            appeal = {"reason": why[0] if why else None,
+                      "first_decision": {k: first[k] for k in ("id", "label", "reviewer", "reason", "decided_at")}}
+        return {"item": public_item(item), "upload": public_upload(api.store.upload(item["upload_id"])),
+                "evidence": crops, "appeal": appeal}
 
     return app
 

@@ -55,3 +55,34 @@ def api_key_cmd(args: argparse.Namespace) -> int:
     store.migrate()
     print(store.add_key(args.name, roles))
     return 0
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--since", required=True, help="first day counted, YYYY-MM-DD (UTC)")
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.add_argument("--out", help="write here instead of stdout")
+
+
+@command("report", _report_args)
+def report_cmd(args: argparse.Namespace) -> int:
+    """Summary for a trust team or regulator: decisions, reviewer agreement, appeals, time in queue."""
+    import json
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from serve.config import load_serve_config
+    from serve.reports import report_csv, summary
+    from serve.store import Store
+
+    since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    store = Store(load_serve_config(args.config).database_url)
+    store.migrate()
+    report = summary(store, since)
+    text = report_csv(report) if args.format == "csv" else json.dumps(report, indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        console.print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0

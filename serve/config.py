@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detector.config import MediaLimits, SamplingConfig
 from detector.fusion import Fusion
+from detector.provenance import ProvenancePolicy
 
 
 class Strict(BaseModel):
@@ -39,6 +40,15 @@ class WebhookConfig(Strict):
     timeout_s: float = Field(5.0, gt=0)
 
 
+class RetentionConfig(Strict):
+    """Days each kind of data is kept after upload (None: forever); the audit trail stays."""
+
+    upload_bytes_days: float | None = Field(30, ge=0)
+    crops_days: float | None = Field(30, ge=0)
+    verdicts_days: float | None = Field(365, ge=0)
+    interval_s: float = Field(3600, gt=0)  # how often the sweep runs (and once at start)
+
+
 class ApiKey(Strict):
     key: str = Field(min_length=16)
     roles: list[str]  # submit, review, admin
@@ -57,6 +67,8 @@ class ServeConfig(Strict):
     engine: EngineConfig = EngineConfig()
     review: ReviewConfig = ReviewConfig()
     webhooks: WebhookConfig = WebhookConfig()
+    retention: RetentionConfig = RetentionConfig()
+    provenance: ProvenancePolicy = ProvenancePolicy()
     max_queued: int = Field(1000, ge=1)  # queued jobs beyond this answer 429
     max_wait_s: float = Field(60, ge=0)  # ceiling for ?wait=
     api_keys: dict[str, ApiKey] = {}  # name -> key and roles, for bootstrapping; stored hashed

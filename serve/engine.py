@@ -63,7 +63,7 @@ class Engine:
         self.cfg, self.store, self.files = cfg, store, files
         e = cfg.engine
         self.scorer = Scorer(cfg.visual, cfg.audio, e.device, cfg.sampling, cfg.limits, batch_size=e.max_batch_size,
-                             fusion=cfg.fusion)
+                             fusion=cfg.fusion, provenance=cfg.provenance)
         for name, batches in (("visual", self.scorer.crops), ("audio", self.scorer.windows)):
             if batches:
                 batches.on_batch = metrics.BATCH_SIZE.labels(name).observe

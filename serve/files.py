@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 
 class TooLarge(Exception):
@@ -54,6 +57,24 @@ class FileStore:
             finally:
                 os.close(fd)
         return dest
+
+    @contextmanager
+    def lock(self, sha256: str) -> Iterator[None]:
+        """Keeping and erasing the same bytes never interleave (across processes sharing the folder)."""
+        path = self.root / "locks" / sha256[:2]
+        path.parent.mkdir(exist_ok=True)
+        with path.open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def erase(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def erase_evidence(self, upload_id: str) -> None:
+        shutil.rmtree(self.evidence(upload_id), ignore_errors=True)
 
     def evidence(self, upload_id: str) -> Path:
         """Folder of an upload's evidence; ids are validated hex by the API before they get here."""

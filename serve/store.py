@@ -41,6 +41,9 @@ uploads = sa.Table(
     sa.Column("lease_until", sa.Float),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("scored_at", sa.Float),
+    sa.Column("bytes_erased_at", sa.Float),  # retention or erasure: what is gone, and since when
+    sa.Column("crops_erased_at", sa.Float),
+    sa.Column("verdict_erased_at", sa.Float),
 )
 
 review_items = sa.Table(
@@ -48,7 +51,7 @@ review_items = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("upload_id", sa.String(32), sa.ForeignKey("uploads.id"), nullable=False, index=True),
     sa.Column("kind", sa.String(16), nullable=False),  # detection | appeal
-    sa.Column("priority", sa.Float, nullable=False),  # the upload's score: higher first
+    sa.Column("priority", sa.Float, nullable=False),  # the upload's score (appeals: 1 + it): higher first
     sa.Column("state", sa.String(16), nullable=False, index=True),  # pending claimed decided
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("reviewer", sa.String(64)),
@@ -57,6 +60,7 @@ review_items = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("decided_at", sa.Float),
+    sa.Column("appeal_of", sa.Integer),  # appeals: the decided item contested
 )
 
 audit_events = sa.Table(
@@ -92,6 +96,7 @@ webhooks = sa.Table(
 )
 
 ROLES = ("submit", "review", "admin")
+LABELS = {"detection": ("confirmed_fake", "cleared", "escalated"), "appeal": ("upheld", "overturned")}
 
 
 class Conflict(Exception):
@@ -283,6 +288,9 @@ class Store:
         """Record a decision on an item the reviewer holds at `version`; Conflict when stale."""
         now = time.time()
         with self.engine.begin() as c:
+            kind = c.execute(sa.select(review_items.c.kind).where(review_items.c.id == item_id)).scalar()
+            if label not in LABELS.get(kind, ()):
+                raise Conflict(f"a {kind} item takes one of {LABELS.get(kind)}, not {label!r}")
             done = c.execute(review_items.update().where(
                 (review_items.c.id == item_id) & (review_items.c.version == version)
                 & (review_items.c.state == "claimed") & (review_items.c.reviewer == reviewer)
@@ -296,13 +304,71 @@ class Store:
                                                    action="decided", detail={"label": label, "reason": reason}, at=now))
             up = _row(c.execute(sa.select(uploads).where(uploads.c.id == item["upload_id"])).first())
             if up["callback_url"]:
-                self._webhook(c, up, "review.decided", {"upload": public_upload(up), "review": public_item(item)}, now)
+                event_name = "appeal.decided" if kind == "appeal" else "review.decided"
+                self._webhook(c, up, event_name, {"upload": public_upload(up), "review": public_item(item)}, now)
         return item
+
+    def appeal(self, upload_id: str, client: str, reason: str) -> dict:
+        """The uploader contests the last decision: a new item that a different reviewer must take."""
+        now = time.time()
+        with self.engine.begin() as c:
+            decided = c.execute(sa.select(review_items).where((review_items.c.upload_id == upload_id)
+                                                              & (review_items.c.state == "decided"))
+                                .order_by(review_items.c.decided_at.desc()).limit(1)).first()
+            if decided is None:
+                raise Conflict("nothing was decided on this upload yet: there is nothing to appeal")
+            open_appeal = c.execute(sa.select(review_items.c.id).where(
+                (review_items.c.upload_id == upload_id) & (review_items.c.kind == "appeal")
+                & (review_items.c.state != "decided"))).first()
+            if open_appeal is not None:
+                raise Conflict(f"appeal {open_appeal.id} on this upload is still open")
+            item = c.execute(review_items.insert().values(  # complaints come before new detections
+                upload_id=upload_id, kind="appeal", priority=1.0 + decided.priority, state="pending", version=1,
+                created_at=now, appeal_of=decided.id, reason=None)).inserted_primary_key[0]
+            c.execute(audit_events.insert().values(upload_id=upload_id, item_id=item, actor=client, action="appealed",
+                                                   detail={"reason": reason, "contests": decided.id}, at=now))
+            return _row(c.execute(sa.select(review_items).where(review_items.c.id == item)).first())
 
     def audit(self, upload_id: str | None = None, item_id: int | None = None) -> list[dict]:
         cond = audit_events.c.item_id == item_id if item_id is not None else audit_events.c.upload_id == upload_id
         with self.engine.connect() as c:
             return [_row(r) for r in c.execute(sa.select(audit_events).where(cond).order_by(audit_events.c.id))]
+
+    # retention and erasure
+
+    def expired(self, what: str, before: float) -> list[dict]:
+        """Finished uploads created before `before` whose `what` (bytes, crops, verdict) is still kept."""
+        col = uploads.c[f"{what}_erased_at"]
+        q = sa.select(uploads).where((uploads.c.created_at < before) & col.is_(None)
+                                     & uploads.c.status.in_(("scored", "failed")))
+        with self.engine.connect() as c:
+            return [_row(r) for r in c.execute(q)]
+
+    def mark_erased(self, upload_id: str, what: list[str], actor: str, why: str) -> list[str]:
+        """Record that `what` of an upload is gone (once each); returns what was newly erased."""
+        now = time.time()
+        with self.engine.begin() as c:
+            up = _row(c.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first())
+            fresh = [w for w in what if up[f"{w}_erased_at"] is None]
+            if not fresh:
+                return []
+            values: dict[str, Any] = {f"{w}_erased_at": now for w in fresh}
+            if "verdict" in fresh:  # faces' boxes and scores are personal data too; webhook copies go with them
+                values |= {"verdict": None}
+                c.execute(webhooks.delete().where((webhooks.c.upload_id == upload_id) & (webhooks.c.state != "pending")))
+            if up["status"] in ("queued", "processing") and "bytes" in fresh:
+                values |= {"status": "failed", "reason": json.dumps({"type": "Erased", "reason": "erased",
+                                                                    "message": why}), "lease_until": None}
+            c.execute(uploads.update().where(uploads.c.id == upload_id).values(**values))
+            c.execute(audit_events.insert().values(upload_id=upload_id, actor=actor, action="erased",
+                                                   detail={"what": fresh, "why": why}, at=now))
+        return fresh
+
+    def bytes_needed(self, sha256: str, but: str) -> bool:
+        """Whether another upload of the same bytes still keeps them (the store holds one copy)."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(uploads.c.id).where((uploads.c.sha256 == sha256) & (uploads.c.id != but)
+                                                           & uploads.c.bytes_erased_at.is_(None)).limit(1)).first() is not None
 
     # API keys
 
@@ -363,6 +429,6 @@ def public_upload(up: dict) -> dict[str, Any]:
 
 def public_item(item: dict) -> dict[str, Any]:
     keys = ("id", "upload_id", "kind", "priority", "state", "version", "reviewer", "lease_until", "label", "reason",
-            "created_at", "decided_at", "media_type", "decision")
+            "created_at", "decided_at", "media_type", "decision", "appeal_of")
     return {k: item[k] for k in keys if k in item}
 

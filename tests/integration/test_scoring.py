@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detector.scoring ErrorRecord, Scorer, Verdict, file_id
+from detector.scoring import ErrorRecord, Scorer, Verdict, file_id
 
 
 def test_verdicts_follow_the_contract(bundles, media_dir, tmp_path):
@@ -157,3 +157,18 @@ def test_fuse_fits_on_scored_uploads_and_the_scorer_decides_with_it(bundles, med
         if v.score is not None:
             assert v.decision == ("likely_fake" if v.score >= fusion.thresholds.likely_fake else
                                   "review" if v.score >= fusion.thresholds.review else "clear")
+
+
+def test_a_declared_ai_upload_is_routed_by_its_manifest(bundles, media_dir, tmp_path):
+    from detector import samples
+    from detector.provenance import ProvenancePolicy
+
+    identity = samples.test_signer()
+    made = samples.sign_c2pa(media_dir / "coffee.png", tmp_path / "made.png", "image/png", identity)
+    plain, routed = (Scorer(*bundles, device="cpu", provenance=ProvenancePolicy(declared_ai=route)).score_many([made])
+                     for route in ("ignore", "likely_fake"))
+    (plain,), (routed,) = list(plain), list(routed)
+    assert plain.decision == "no_signal" and plain.provenance.declared_ai and plain.decided_by == "models"
+    assert routed.decision == "likely_fake" and routed.decided_by == "provenance" and routed.score is None
+    (clean,) = Scorer(*bundles, device="cpu").score_many([media_dir / "coffee.png"])
+    assert clean.provenance is None and clean.decision == "no_signal"

@@ -1,0 +1,192 @@
+"""What deep-synthesis rules also ask of the server: provenance, appeals, retention, erasure, reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from conftest import KEYS, Server, server_config
+
+from detector import samples
+from serve.store import Store, uploads
+
+pytestmark = pytest.mark.slow
+DAY = 86_400
+
+
+def api(name: str) -> httpx.Client:
+    return httpx.Client(headers={"X-API-Key": KEYS[name]}, timeout=120)
+
+
+def submit(server: Server, path: Path, as_: str = "uploader", **params) -> dict:
+    with api(as_) as c:
+        r = c.post(f"{server.url}/v1/uploads", params={"wait": 60} | params, content=path.read_bytes())
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def claim_and_decide(server: Server, reviewer: str, label: str, reason: str = "looked closely") -> dict:
+    with api(reviewer) as c:
+        r = c.post(f"{server.url}/v1/review/claim")
+        assert r.status_code == 200, r.text
+        d = r.json()
+        r = c.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
+                   json={"label": label, "reason": reason, "version": d["item"]["version"]})
+        assert r.status_code == 200, r.text
+    return d
+
+
+@pytest.fixture
+def started(bundles, tmp_path):
+    servers: list[Server] = []
+
+    def start(**changes) -> Server:
+        servers.append(Server(server_config(bundles, tmp_path, **changes), tmp_path).start())
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.kill()
+
+
+def test_declared_ai_manifests_route_to_review_and_reach_reviewers(started, media_dir, tmp_path):
+    server = started(provenance={"declared_ai": "likely_fake"})
+    identity = samples.test_signer()
+    made = samples.sign_c2pa(media_dir / "coffee.png", tmp_path / "made.png", "image/png", identity)
+    up = submit(server, made)
+    v = up["verdict"]
+    assert v["provenance"]["declared_ai"] and v["provenance"]["claim_generator"] == "sample-generator 1.0"
+    assert v["decision"] == "likely_fake" and v["decided_by"] == "provenance"  # no face, yet flagged
+    plain = submit(server, media_dir / "coffee.png")["verdict"]
+    assert plain["provenance"] is None and plain["decision"] == "no_signal"
+    with api("alice") as c:
+        detail = c.post(f"{server.url}/v1/review/claim").json()
+    assert detail["upload"]["id"] == up["id"] and detail["upload"]["verdict"]["provenance"]["state"] == "valid"
+
+
+def test_an_appeal_goes_to_another_reviewer_and_its_outcome_is_recorded(started, media_dir):
+    server = started()
+    up = submit(server, media_dir / "astronaut.png")
+    first = claim_and_decide(server, "alice", "confirmed_fake", "seam along the hairline")
+    with api("uploader") as c:
+        r = c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "this is my own photo"})
+        assert r.status_code == 201 and r.json()["kind"] == "appeal" and r.json()["appeal_of"] == first["item"]["id"]
+        assert c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "again"}).status_code == 409
+    with api("bob") as c:  # appeals come from the uploader's client, not from reviewers
+        assert c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "x"}).status_code == 403
+    with api("alice") as c:  # the reviewer who decided never gets the appeal
+        assert c.post(f"{server.url}/v1/review/claim").status_code == 204
+    with api("bob") as c:
+        detail = c.post(f"{server.url}/v1/review/claim").json()
+        assert detail["item"]["kind"] == "appeal" and detail["appeal"]["reason"] == "this is my own photo"
+        assert detail["appeal"]["first_decision"]["label"] == "confirmed_fake"
+        assert detail["appeal"]["first_decision"]["reviewer"] == "alice"
+        wrong = c.post(f"{server.url}/v1/review/items/{detail['item']['id']}/decision",
+                       json={"label": "cleared", "reason": "x", "version": detail["item"]["version"]})
+        assert wrong.status_code == 409  # appeals end upheld or overturned
+        r = c.post(f"{server.url}/v1/review/items/{detail['item']['id']}/decision",
+                   json={"label": "overturned", "reason": "EXIF and a second shot match", "version": detail["item"]["version"]})
+        assert r.status_code == 200
+        audit = [e["action"] for e in c.get(f"{server.url}/v1/review/items/{detail['item']['id']}/audit").json()]
+    assert audit[-4:] == ["decided", "appealed", "claimed", "decided"]
+    with api("admin") as c:
+        report = c.get(f"{server.url}/v1/reports/summary").json()
+    assert report["appeals"] == {"received": 1, "upheld": 0, "overturned": 1, "open": 0}
+
+
+def test_retention_erases_only_what_expired_across_a_restart(started, bundles, media_dir, tmp_path):
+    server = started(retention={"upload_bytes_days": 30, "crops_days": 7, "verdicts_days": 90, "interval_s": 3600})
+    old, fresh = submit(server, media_dir / "pan.mp4"), submit(server, media_dir / "astronaut.jpg")
+    same_bytes = submit(server, media_dir / "pan.mp4")  # stored once; its copy must survive the old one
+    evidence = Path(server.cfg["store_dir"]) / "evidence"
+    assert (evidence / old["id"]).is_dir() and (evidence / fresh["id"]).is_dir()
+    server.kill()
+    store = Store(server.cfg["database_url"])
+    with store.engine.begin() as c:  # the first upload is 40 days old, its twin 10 days
+        c.execute(uploads.update().where(uploads.c.id == old["id"]).values(created_at=time.time() - 40 * DAY))
+        c.execute(uploads.update().where(uploads.c.id == same_bytes["id"]).values(created_at=time.time() - 10 * DAY))
+    server = started(retention={"upload_bytes_days": 30, "crops_days": 7, "verdicts_days": 90, "interval_s": 3600})
+    end = time.monotonic() + 30  # the sweep runs at start
+    while store.upload(old["id"])["bytes_erased_at"] is None and time.monotonic() < end:
+        time.sleep(0.2)
+    o, t, f = (store.upload(u["id"]) for u in (old, same_bytes, fresh))
+    assert o["bytes_erased_at"] and o["crops_erased_at"] and o["verdict_erased_at"] is None and o["verdict"]
+    assert t["bytes_erased_at"] is None and t["crops_erased_at"] and f["crops_erased_at"] is None
+    stored = Path(server.cfg["store_dir"]) / old["sha256"][:2] / old["sha256"][2:4] / old["sha256"]
+    assert stored.is_file()  # the twin still needs the bytes
+    assert not (evidence / old["id"]).exists() and not (evidence / same_bytes["id"]).exists()
+    assert (evidence / fresh["id"]).is_dir() and (Path(server.cfg["store_dir"]) / f["sha256"][:2]).is_dir()
+    erased = [e for e in store.audit(upload_id=old["id"]) if e["action"] == "erased"]
+    assert {w for e in erased for w in e["detail"]["what"]} == {"bytes", "crops"}
+    assert all(e["actor"] == "retention" and "days" in e["detail"]["why"] for e in erased)
+
+
+def test_delete_erases_bytes_and_crops_at_once_and_idempotently(started, media_dir):
+    server = started()
+    up = submit(server, media_dir / "silent.mp4")
+    stored = Path(server.cfg["store_dir"]) / up["sha256"][:2] / up["sha256"][2:4] / up["sha256"]
+    assert stored.is_file()
+    with api("uploader") as c:
+        assert c.delete(f"{server.url}/v1/uploads/{up['id']}").status_code == 403  # admin only
+    with api("admin") as c:
+        first = c.delete(f"{server.url}/v1/uploads/{up['id']}").json()
+        again = c.delete(f"{server.url}/v1/uploads/{up['id']}").json()
+        assert c.delete(f"{server.url}/v1/uploads/{'0' * 32}").status_code == 404
+    assert sorted(first["erased"]) == ["bytes", "crops"] and again["erased"] == []
+    assert again["bytes_erased_at"] == first["bytes_erased_at"]
+    assert not stored.exists() and not (Path(server.cfg["store_dir"]) / "evidence" / up["id"]).exists()
+    store = Store(server.cfg["database_url"])
+    assert [e["detail"]["why"] for e in store.audit(upload_id=up["id"]) if e["action"] == "erased"] == ["erasure request"]
+
+
+def test_report_counts_decisions_agreement_appeals_and_queue_times(started, media_dir):
+    server = started()
+    ups = [submit(server, media_dir / n) for n in ("astronaut.jpg", "astronaut.png", "coffee.png")]
+    claim_and_decide(server, "alice", "confirmed_fake")
+    claim_and_decide(server, "bob", "cleared")
+    with api("admin") as c:
+        report = c.get(f"{server.url}/v1/reports/summary", params={"since": "2020-01-01"}).json()
+        rows = dict(csv.reader(io.StringIO(c.get(f"{server.url}/v1/reports/summary",
+                                                 params={"since": "2020-01-01", "format": "csv"}).text)))
+        future = c.get(f"{server.url}/v1/reports/summary", params={"since": "2999-01-01"}).json()
+    assert report["uploads"]["received"] == 3 and report["uploads"]["scored"] == 3
+    assert report["decisions"] == {"review": 2, "no_signal": 1}
+    assert report["review"]["labels"] == {"confirmed_fake": 1, "cleared": 1}
+    scores = sorted(u["verdict"]["score"] for u in ups[:2])
+    agree = (scores[1] >= 0.5) + (scores[0] < 0.5)  # the highest was claimed first and confirmed
+    assert report["review"]["agreement"] == {"compared": 2, "agree": agree, "rate": agree / 2}
+    assert report["time_in_queue_s"]["scoring"]["n"] == 3 and report["time_in_queue_s"]["review"]["n"] == 2
+    assert rows["uploads.received"] == "3" and rows["review.agreement.compared"] == "2"
+    assert future["uploads"]["received"] == 0
+    exe = Path(sys.executable).with_name("deepfake-detect")
+    cfg = Path(server.folder) / f"serve-{server.port}.yaml"
+    r = subprocess.run([str(exe), "report", "--config", str(cfg), "--since", "2020-01-01", "--format", "csv"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "decisions.review,2" in r.stdout
+
+
+def test_migrations_upgrade_an_existing_database(tmp_path):
+    """A database made at the first migration gains the later columns without losing rows."""
+    from alembic import command
+    from alembic.config import Config
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parents[2] / "serve" / "migrations"))
+    with store.engine.begin() as c:
+        cfg.attributes["connection"] = c
+        command.upgrade(cfg, "0001")
+        c.exec_driver_sql("INSERT INTO uploads (id, sha256, size, kind, meta, status, attempts, created_at) "
+                          "VALUES ('a', 'b', 1, 'image', '{}', 'scored', 1, 0)")
+    store.migrate()
+    row = store.upload("a")
+    assert row["status"] == "scored" and row["bytes_erased_at"] is None
+    with store.engine.connect() as c:
+        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
