@@ -1,5 +1,6 @@
 """The HTTP API: uploads in, Verdicts out, the review queue, health and metrics. Errors are JSON."""
 
+import asyncio
 import json
 import re
 from contextlib import asynccontextmanager
@@ -187,7 +188,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
     @app.post("/v1/uploads", status_code=202, response_model=UploadStatus, openapi_extra=upload_body,
               responses={200: {"model": UploadStatus}, 409: {"model": ApiError}, 413: {"model": ApiError},
-                         415: {"model": ApiError}, 429: {"model": ApiError}})
+                         415: {"model": ApiError}, 408: {"model": ApiError}, 429: {"model": ApiError}})
     async def create_upload(request: Request, caller: Annotated[Caller, Depends(submit)],
                             wait: Annotated[float, Query(ge=0, description="seconds to wait for the Verdict")] = 0,
                             callback_url: Annotated[str | None, Query(max_length=2048)] = None,
@@ -203,9 +204,12 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             return _error(429, "busy", "the scoring queue is full; retry later", {"Retry-After": "5"})
         ctype = request.headers.get("content-type", "")
         try:
-            tmp, sha, size = await api.files.receive(request.stream(), limit + _MULTIPART_SLACK)
+            tmp, sha, size = await asyncio.wait_for(api.files.receive(request.stream(), limit + _MULTIPART_SLACK),
+                                                    cfg.upload_timeout_s)
         except TooLarge:
             return _error(413, "too_large", f"uploads are limited to {limit} bytes")
+        except TimeoutError:
+            return _error(408, "timeout", f"the upload took longer than {cfg.upload_timeout_s:g} s to arrive")
         try:
             if ctype.startswith("multipart/form-data"):
                 form = await _parse_form(request, tmp)

@@ -23,6 +23,7 @@ class EngineConfig(Strict):
     max_in_flight: int = Field(16, ge=1)  # uploads claimed by this process at once
     job_lease_s: float = Field(60, gt=0)  # a claimed job whose owner vanished returns to the queue after this
     max_attempts: int = Field(2, ge=1)  # a job that kills its worker this many times fails
+    job_timeout_s: float = Field(600, gt=0)  # decoding + face detection of one upload, at most
     poll_s: float = Field(0.2, gt=0)  # how often an idle engine looks for queued jobs
     device: str = "auto"
 
@@ -71,6 +72,7 @@ class ServeConfig(Strict):
     provenance: ProvenancePolicy = ProvenancePolicy()
     max_queued: int = Field(1000, ge=1)  # queued jobs beyond this answer 429
     max_wait_s: float = Field(60, ge=0)  # ceiling for ?wait=
+    upload_timeout_s: float = Field(300, gt=0)  # receiving one upload's body, at most (then 408)
     api_keys: dict[str, ApiKey] = {}  # name -> key and roles, for bootstrapping; stored hashed
 
 

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
@@ -120,6 +120,7 @@ class Engine:
                 jobs = self.store.claim_jobs(self.owner, free, e.job_lease_s) if free > 0 else []
                 for job in jobs:
                     self._start(job)
+                self._reap()
                 if time.monotonic() - renewed > e.job_lease_s / 3:
                     self.store.renew_jobs(self.owner, list(self.in_flight), e.job_lease_s)
                     for uid in self.store.fail_exhausted(e.max_attempts):
@@ -133,6 +134,21 @@ class Engine:
             except Exception:  # the database went away for a moment: keep trying
                 log.exception("claim loop")
                 self._stop.wait(1.0)
+
+    def _reap(self) -> None:
+        """Jobs scanning for longer than job_timeout_s: stop the workers (a new pool takes over)."""
+        limit = self.cfg.engine.job_timeout_s
+        late = [j for j in list(self.in_flight.values()) if j.get("scanning") and time.perf_counter() - j["t0"] > limit]
+        if not late:
+            return
+        for job in late:
+            job["timed_out"] = True
+            log.warning("upload %s still scanning after %.0f s: stopping the workers", job["id"], limit)
+        with self._lock:
+            old, self._pool = self._pool, self._new_pool()
+        for proc in list((getattr(old, "_processes", None) or {}).values()):
+            proc.kill()  # its futures then fail with BrokenProcessPool
+        old.shutdown(wait=False)
 
     def _batch_loop(self) -> None:
         """The inference loop: partly filled batches run once their oldest input waited max_wait_ms."""
@@ -151,7 +167,7 @@ class Engine:
             if job["id"] in self.in_flight:
                 return
             self.in_flight[job["id"]] = job
-        job["t0"] = time.perf_counter()
+        job["t0"], job["scanning"] = time.perf_counter(), True
         path = str(self.files.path(job["sha256"]))
         try:
             future = self._pool.submit(_scan, path)
@@ -161,30 +177,41 @@ class Engine:
         future.add_done_callback(lambda f: self._scanned(job, f))
 
     def _scanned(self, job: dict, future: Future) -> None:
+        job["scanning"] = False
         try:
             scan = future.result()
-        except BrokenProcessPool:  # a worker died (hostile input or out of memory): try again, up to max_attempts
-            log.warning("a worker died while scanning upload %s (attempt %d)", job["id"], job["attempts"])
-            with self._lock:
-                self.in_flight.pop(job["id"], None)
-                if not self._stop.is_set() and getattr(self._pool, "_broken", False):
-                    self._pool = self._new_pool()
-            if job["attempts"] >= self.cfg.engine.max_attempts:
-                self.store.finish_job(job["id"], self.owner, None, {
-                    "type": "WorkerCrash", "reason": "worker_crash", "message": "decoding this upload stopped its worker"},
-                    self.cfg.review.queue_decisions)
-                metrics.ERRORS.labels("worker_crash").inc()
-            else:
-                self.store.release_job(job["id"], self.owner)
-            self._notify()
+        except (BrokenProcessPool, CancelledError) as e:
+            if job.get("timed_out"):
+                self._fail(job, "timeout", TimeoutError(f"decoding took over {self.cfg.engine.job_timeout_s:g} s"))
+            else:  # its worker died (hostile input, out of memory, or another job's timeout stopped it)
+                self._worker_died(job, e)
             return
-        except Exception:
+        except Exception as e:  # not a media problem (those come back inside the Scan)
             log.exception("scan of %s", job["id"])
-            with self._lock:
-                self.in_flight.pop(job["id"], None)
+            self._fail(job, "internal", e)
             return
         metrics.STAGE.labels("scan").observe(time.perf_counter() - job["t0"])
         self._hand.submit(self._submit, job, scan)
+
+    def _worker_died(self, job: dict, e: BaseException) -> None:
+        """Retry the job elsewhere, up to max_attempts; then it fails with that reason."""
+        log.warning("a worker died while scanning upload %s (attempt %d): %r", job["id"], job["attempts"], e)
+        with self._lock:
+            self.in_flight.pop(job["id"], None)
+            if not self._stop.is_set() and getattr(self._pool, "_broken", False):
+                self._pool = self._new_pool()
+        if job["attempts"] >= self.cfg.engine.max_attempts:
+            self.store.finish_job(job["id"], self.owner, None, {
+                "type": "WorkerCrash", "reason": "worker_crash", "message": "decoding this upload stopped its worker"},
+                self.cfg.review.queue_decisions)
+            metrics.ERRORS.labels("worker_crash").inc()
+        else:
+            self.store.release_job(job["id"], self.owner)
+        self._notify()
+
+    def _fail(self, job: dict, reason: str, e: BaseException) -> None:
+        self._record(job, Scan(str(self.files.path(job["sha256"]))), ErrorRecord(
+            id=job["sha256"], path="", error={"type": type(e).__name__, "reason": reason, "message": str(e)}))
 
     def _submit(self, job: dict, scan: Scan) -> None:
         try:

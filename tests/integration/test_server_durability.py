@@ -119,3 +119,20 @@ def test_two_servers_sharing_postgresql_split_the_work(bundles, media_dir, tmp_p
         for s in servers:
             s.kill()
     shutil.rmtree(tmp_path / "store", ignore_errors=True)
+
+
+def test_an_upload_that_decodes_too_long_fails_alone(bundles, media_dir, tmp_path):
+    cfg = server_config(bundles, tmp_path, sampling={"frames": 64}, engine={"job_timeout_s": 0.05})
+    server = Server(cfg, tmp_path).start()
+    try:
+        slow = submit(server.url, media_dir / "pan.mp4")
+        store = Store(cfg["database_url"])
+        wait_all_scored(store, [slow], timeout=60)
+        up = store.upload(slow)
+        assert up["status"] == "failed" and '"reason": "timeout"' in up["reason"]
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        other = submit(server.url, media_dir / "chirp.wav")  # the engine carries on with new workers
+        wait_all_scored(store, [other], timeout=60)
+        assert store.upload(other)["status"] in ("scored", "failed")
+    finally:
+        server.kill()
