@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,6 +147,9 @@ class Server:
         self.log.close()
 
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; Playwright drives it
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
 KEYS = {name: f"{name}-key-0123456789abcdef" for name in ("uploader", "alice", "bob", "admin")}
 
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KEYS, ROOT, Server, server_config
+from conftest import BROWSER_ARGS, CHROMIUM, KEYS, ROOT, Server, server_config
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 
 def test_a_reviewer_claims_sees_evidence_and_decides_from_the_keyboard(bundles, media_dir, tmp_path):
@@ -28,7 +24,7 @@ def test_a_reviewer_claims_sees_evidence_and_decides_from_the_keyboard(bundles, 
                 r = c.post(f"{server.url}/v1/uploads", params={"wait": 60}, content=(media_dir / name).read_bytes())
                 assert r.json()["status"] == "scored"
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(f"{server.url}/review")
             page.fill("#key", KEYS["alice"])
