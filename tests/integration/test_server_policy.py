@@ -44,6 +44,15 @@ def claim_and_decide(server: Server, reviewer: str, label: str, reason: str = "l
     return d
 
 
+@pytest.fixture(scope="module")
+def server(bundles, tmp_path_factory):
+    """One server for the tests that need no restart (they run in file order, sharing its queue)."""
+    folder = tmp_path_factory.mktemp("policy")
+    s = Server(server_config(bundles, folder, provenance={"declared_ai": "likely_fake"}), folder).start()
+    yield s
+    s.kill()
+
+
 @pytest.fixture
 def started(bundles, tmp_path):
     servers: list[Server] = []
@@ -57,8 +66,7 @@ def started(bundles, tmp_path):
         s.kill()
 
 
-def test_declared_ai_manifests_route_to_review_and_reach_reviewers(started, media_dir, tmp_path):
-    server = started(provenance={"declared_ai": "likely_fake"})
+def test_declared_ai_manifests_route_to_review_and_reach_reviewers(server, media_dir, tmp_path):
     identity = samples.test_signer()
     made = samples.sign_c2pa(media_dir / "coffee.png", tmp_path / "made.png", "image/png", identity)
     up = submit(server, made)
@@ -89,8 +97,7 @@ def test_declared_ai_manifests_route_to_review_and_reach_reviewers(started, medi
     assert "declares AI-generated media" in text and "sample-generator 1.0" in text and "not the models" in text
 
 
-def test_an_appeal_goes_to_another_reviewer_and_its_outcome_is_recorded(started, media_dir):
-    server = started()
+def test_an_appeal_goes_to_another_reviewer_and_its_outcome_is_recorded(server, media_dir):
     up = submit(server, media_dir / "astronaut.png")
     first = claim_and_decide(server, "alice", "confirmed_fake", "seam along the hairline")
     with api("uploader") as c:
@@ -149,8 +156,7 @@ def test_retention_erases_only_what_expired_across_a_restart(backend, started, m
     assert all(e["actor"] == "retention" and "days" in e["detail"]["why"] for e in erased)
 
 
-def test_delete_erases_bytes_and_crops_at_once_and_idempotently(started, media_dir):
-    server = started()
+def test_delete_erases_bytes_and_crops_at_once_and_idempotently(server, media_dir):
     up = submit(server, media_dir / "silent.mp4")
     stored = Path(server.cfg["store_dir"]) / up["sha256"][:2] / up["sha256"][2:4] / up["sha256"]
     assert stored.is_file()
@@ -167,30 +173,41 @@ def test_delete_erases_bytes_and_crops_at_once_and_idempotently(started, media_d
     assert [e["detail"]["why"] for e in store.audit(upload_id=up["id"]) if e["action"] == "erased"] == ["erasure request"]
 
 
-def test_report_counts_decisions_agreement_appeals_and_queue_times(started, media_dir):
-    server = started()
-    ups = [submit(server, media_dir / n) for n in ("astronaut.jpg", "astronaut.png", "coffee.png")]
-    claim_and_decide(server, "alice", "confirmed_fake")
-    claim_and_decide(server, "bob", "cleared")
+def test_report_counts_decisions_agreement_appeals_and_queue_times(server, media_dir):
     with api("admin") as c:
-        report = c.get(f"{server.url}/v1/reports/summary", params={"since": "2020-01-01"}).json()
+        before = c.get(f"{server.url}/v1/reports/summary", params={"since": "2020-01-01"}).json()
+    for n in ("astronaut.jpg", "astronaut.bmp", "coffee.png"):
+        submit(server, media_dir / n)
+    decided = [claim_and_decide(server, "alice", "confirmed_fake"), claim_and_decide(server, "bob", "cleared")]
+    with api("admin") as c:
+        after = c.get(f"{server.url}/v1/reports/summary", params={"since": "2020-01-01"}).json()
         rows = dict(csv.reader(io.StringIO(c.get(f"{server.url}/v1/reports/summary",
                                                  params={"since": "2020-01-01", "format": "csv"}).text)))
         future = c.get(f"{server.url}/v1/reports/summary", params={"since": "2999-01-01"}).json()
-    assert report["uploads"]["received"] == 3 and report["uploads"]["scored"] == 3
-    assert report["decisions"] == {"review": 2, "no_signal": 1}
-    assert report["review"]["labels"] == {"confirmed_fake": 1, "cleared": 1}
-    scores = sorted(u["verdict"]["score"] for u in ups[:2])
-    agree = (scores[1] >= 0.5) + (scores[0] < 0.5)  # the highest was claimed first and confirmed
-    assert report["review"]["agreement"] == {"compared": 2, "agree": agree, "rate": agree / 2}
-    assert report["time_in_queue_s"]["scoring"]["n"] == 3 and report["time_in_queue_s"]["review"]["n"] == 2
-    assert rows["uploads.received"] == "3" and rows["review.agreement.compared"] == "2"
+
+    def grew(*keys: str) -> int:
+        def get(report: dict) -> int:
+            for k in keys:
+                report = (report or {}).get(k)
+            return report or 0
+
+        return get(after) - get(before)
+
+    assert grew("uploads", "received") == 3 and grew("uploads", "scored") == 3
+    assert grew("decisions", "review") == 2 and grew("decisions", "no_signal") == 1
+    assert grew("review", "labels", "confirmed_fake") == 1 and grew("review", "labels", "cleared") == 1
+    scores = [d["upload"]["verdict"]["score"] for d in decided]
+    agree = (scores[0] >= 0.5) + (scores[1] < 0.5)  # confirmed what leaned fake, cleared what leaned real
+    assert grew("review", "agreement", "compared") == 2 and grew("review", "agreement", "agree") == agree
+    assert grew("time_in_queue_s", "scoring", "n") == 3 and grew("time_in_queue_s", "review", "n") == 2
+    assert rows["uploads.received"] == str(after["uploads"]["received"])
+    assert rows["review.agreement.compared"] == str(after["review"]["agreement"]["compared"])
     assert future["uploads"]["received"] == 0
     exe = Path(sys.executable).with_name("deepfake-detect")
     cfg = Path(server.folder) / f"serve-{server.port}.yaml"
     r = subprocess.run([str(exe), "report", "--config", str(cfg), "--since", "2020-01-01", "--format", "csv"],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "decisions.review,2" in r.stdout
+    assert r.returncode == 0 and f"decisions.review,{after['decisions']['review']}" in r.stdout
 
 
 def test_migrations_upgrade_an_existing_database(tmp_path):
