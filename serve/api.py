@@ -72,7 +72,7 @@ class Appeal(BaseModel):
 class ItemDetail(BaseModel):
     item: ReviewItem
     upload: UploadStatus
-    evidence: list[dict]  # the most suspicious face crops: url, track, t, score
+    evidence: list[dict]  # the most suspicious face crops: url, frame_url (the frame, face boxed), track, t, score
     appeal: dict | None = None  # appeals: the uploader's reason and the decision contested
 
 
@@ -333,9 +333,9 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
     @app.get("/v1/review/evidence/{upload_id}/{name}", response_class=FileResponse,
              responses={404: {"model": ApiError}})
-    def evidence(upload_id: UploadId, name: Annotated[str, PathParam(pattern=r"^crop\d{1,3}\.jpg$")],
+    def evidence(upload_id: UploadId, name: Annotated[str, PathParam(pattern=r"^(crop|frame)\d{1,3}\.jpg$")],
                  _: Annotated[Caller, Depends(review)]):
-        """A face crop kept as evidence (reviewers only)."""
+        """A face crop, or the frame it came from, kept as evidence (reviewers only)."""
         path = api.files.evidence(upload_id) / name
         if not path.is_file():
             raise HTTPException(404, "no such evidence")
@@ -367,8 +367,11 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     def _detail(item: dict) -> dict:
         folder = api.files.evidence(item["upload_id"])
         crops = []
+        base = f"/v1/review/evidence/{item['upload_id']}"
         for meta in sorted(folder.glob("crop*.json"), key=lambda p: int(p.stem[4:])):
-            crops.append(json.loads(meta.read_text()) | {"url": f"/v1/review/evidence/{item['upload_id']}/{meta.stem}.jpg"})
+            info = json.loads(meta.read_text())
+            crops.append({k: info[k] for k in ("track", "t", "score")} | {"url": f"{base}/{meta.stem}.jpg"}
+                         | ({"frame_url": f"{base}/frame{meta.stem[4:]}.jpg"} if info.get("frame") else {}))
         appeal = None
         if item["kind"] == "appeal":
             first = api.store.item(item["appeal_of"])

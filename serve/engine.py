@@ -8,6 +8,7 @@ A Verdict is stored only by the owner of a live claim, so every upload is scored
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, Thre
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -31,6 +33,7 @@ from serve.store import Store
 
 log = logging.getLogger("serve.engine")
 _worker: dict = {}
+THUMBNAIL_SIDE = 480  # evidence frames, long side in pixels
 
 
 def _init_worker(faces: FaceConfig | None, sampling: SamplingConfig, limits: MediaLimits) -> None:
@@ -42,20 +45,36 @@ def _init_worker(faces: FaceConfig | None, sampling: SamplingConfig, limits: Med
     _worker.update(detector=FaceDetector(faces) if faces else None, sampling=sampling, limits=limits)
 
 
-def _scan(path: str) -> Scan:
-    """In a worker: probe, decode the sampled frames, find and track faces, cut crops."""
+def _scan(path: str) -> tuple[Scan, dict[int, bytes]]:
+    """In a worker: probe, decode the sampled frames, find and track faces, cut crops; with a small
+    JPEG of every frame that has a face (evidence for reviewers)."""
     from detector.faces import link_tracks
     from detector.media import MediaError, iter_frames, probe
 
-    scan, detector = Scan(path), _worker["detector"]
+    scan, detector, thumbs = Scan(path), _worker["detector"], {}
+
+    def keep_thumbnails(frames):
+        for frame in frames:
+            thumbs[frame.index] = _thumbnail(frame.image)
+            yield frame
+
     try:
         scan.info = probe(path, _worker["limits"])
         if detector is not None and scan.info.kind != "audio":
-            scan.frames = detector.scan(iter_frames(path, _worker["sampling"], _worker["limits"], scan.info))
+            frames = iter_frames(path, _worker["sampling"], _worker["limits"], scan.info)
+            scan.frames = detector.scan(keep_thumbnails(frames))
             scan.tracks = link_tracks(scan.frames, detector.cfg)
     except MediaError as e:
         scan.error = e
-    return scan
+    with_faces = {f.index for f in scan.frames if f.faces}
+    return scan, {i: jpeg for i, jpeg in thumbs.items() if i in with_faces}
+
+
+def _thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
+    """(H, W, 3) RGB -> JPEG bytes, the long side at most `side` pixels."""
+    s = min(1.0, side / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
 
 class Engine:
@@ -179,7 +198,7 @@ class Engine:
     def _scanned(self, job: dict, future: Future) -> None:
         job["scanning"] = False
         try:
-            scan = future.result()
+            scan, thumbs = future.result()
         except (BrokenProcessPool, CancelledError) as e:
             if job.get("timed_out"):
                 self._fail(job, "timeout", TimeoutError(f"decoding took over {self.cfg.engine.job_timeout_s:g} s"))
@@ -191,7 +210,7 @@ class Engine:
             self._fail(job, "internal", e)
             return
         metrics.STAGE.labels("scan").observe(time.perf_counter() - job["t0"])
-        self._hand.submit(self._submit, job, scan)
+        self._hand.submit(self._submit, job, scan, thumbs)
 
     def _worker_died(self, job: dict, e: BaseException) -> None:
         """Retry the job elsewhere, up to max_attempts; then it fails with that reason."""
@@ -213,19 +232,19 @@ class Engine:
         self._record(job, Scan(str(self.files.path(job["sha256"]))), ErrorRecord(
             id=job["sha256"], path="", error={"type": type(e).__name__, "reason": reason, "message": str(e)}))
 
-    def _submit(self, job: dict, scan: Scan) -> None:
+    def _submit(self, job: dict, scan: Scan, thumbs: dict[int, bytes]) -> None:
         try:
-            self.scorer.submit(scan, lambda record: self._record(job, scan, record))
+            self.scorer.submit(scan, lambda record: self._record(job, scan, record, thumbs))
         except Exception as e:  # never leave a job hanging: it fails with the reason
             log.exception("scoring %s", job["id"])
             self._record(job, scan, ErrorRecord(id=job["sha256"], path=scan.path,
                                                 error={"type": type(e).__name__, "reason": "internal", "message": str(e)}))
 
-    def _record(self, job: dict, scan: Scan, record: Verdict | ErrorRecord) -> None:
+    def _record(self, job: dict, scan: Scan, record: Verdict | ErrorRecord, thumbs: dict[int, bytes] | None = None) -> None:
         metrics.STAGE.labels("total").observe(time.perf_counter() - job["t0"])
         if isinstance(record, Verdict):
             verdict = record.model_dump(mode="json", exclude={"path"})
-            self._keep_evidence(job["id"], scan, record)
+            self._keep_evidence(job["id"], scan, record, thumbs or {})
             stored = self.store.finish_job(job["id"], self.owner, verdict, None, self.cfg.review.queue_decisions)
             metrics.DECISIONS.labels(record.decision).inc()
         else:
@@ -242,16 +261,24 @@ class Engine:
         with self._done:
             self._done.notify_all()
 
-    def _keep_evidence(self, upload_id: str, scan: Scan, verdict: Verdict) -> None:
-        """The most suspicious face crops, as JPEGs, for reviewers."""
+    def _keep_evidence(self, upload_id: str, scan: Scan, verdict: Verdict, thumbs: dict[int, bytes]) -> None:
+        """The most suspicious face crops, and the frames they came from with the face boxed, as JPEGs."""
         k = self.cfg.review.evidence_crops
         if not k or verdict.visual is None:
             return
         scored = {(t.track, f.t): f.score for t in verdict.visual.faces for f in t.frames}
-        faces = [(scored.get((f.track, round(fr.t, 3)), 0.0), f.track, fr.t, f.crop)
-                 for fr in scan.frames for f in fr.faces if f.crop is not None]
+        faces = [(scored.get((f.track, round(fr.t, 3)), 0.0), fr, f) for fr in scan.frames for f in fr.faces
+                 if f.crop is not None]
         folder = self.files.evidence(upload_id)
         folder.mkdir(parents=True, exist_ok=True)
-        for i, (score, track, t, crop) in enumerate(sorted(faces, key=lambda x: -x[0])[:k]):
-            Image.fromarray(np.ascontiguousarray(crop)).save(folder / f"crop{i}.jpg", quality=90)
-            (folder / f"crop{i}.json").write_text(f'{{"track": {track}, "t": {t:.3f}, "score": {score:.5f}}}')
+        for i, (score, frame, face) in enumerate(sorted(faces, key=lambda x: -x[0])[:k]):
+            Image.fromarray(np.ascontiguousarray(face.crop)).save(folder / f"crop{i}.jpg", quality=90)
+            meta = {"track": face.track, "t": round(frame.t, 3), "score": round(score, 5)}
+            if frame.index in thumbs:
+                small = cv2.imdecode(np.frombuffer(thumbs[frame.index], np.uint8), cv2.IMREAD_COLOR)
+                s = small.shape[1] / frame.width
+                x1, y1, x2, y2 = (int(round(v * s)) for v in face.box)
+                cv2.rectangle(small, (x1, y1), (x2, y2), (0, 0, 255), 2)
+                cv2.imwrite(str(folder / f"frame{i}.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+                meta["frame"] = True
+            (folder / f"crop{i}.json").write_text(json.dumps(meta))

@@ -35,6 +35,8 @@ def test_a_reviewer_claims_sees_evidence_and_decides_from_the_keyboard(bundles, 
             page.wait_for_selector("#detail:not(.hidden)")
             page.wait_for_function("document.querySelectorAll('#thumbs img').length > 0 && "
                                    "[...document.querySelectorAll('#thumbs img')].every(i => i.complete && i.naturalWidth > 0)")
+            page.wait_for_function("document.querySelectorAll('#frames img').length > 0 && "
+                                   "[...document.querySelectorAll('#frames img')].every(i => i.complete && i.naturalWidth > 0)")
             item_id = int(page.inner_text("#item-id").lstrip("#"))
             claimed = httpx.get(f"{server.url}/v1/review/items/{item_id}", headers={"X-API-Key": KEYS["alice"]}).json()
             is_video = claimed["upload"]["media_type"] == "video"

@@ -167,9 +167,13 @@ def test_review_queue_leases_versions_and_audit(server, media_dir):
         b = bob.post(f"{server.url}/v1/review/claim").json()
         assert a["item"]["id"] != b["item"]["id"]  # never the same item
         assert a["upload"]["verdict"]["decision"] == "review" and a["item"]["priority"] >= b["item"]["priority"]
-        if a["evidence"]:
+        if a["upload"]["verdict"]["visual"]["faces"]:  # the worst crop and its frame, face boxed
             img = alice.get(server.url + a["evidence"][0]["url"])
-            assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
+            frame = alice.get(server.url + a["evidence"][0]["frame_url"])
+            assert img.status_code == frame.status_code == 200 and img.content[:2] == frame.content[:2] == b"\xff\xd8"
+            scores = [e["score"] for e in a["evidence"]]
+            best = max(f["score"] for t in a["upload"]["verdict"]["visual"]["faces"] for f in t["frames"])
+            assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(best, abs=1e-4)
         item_id, version = a["item"]["id"], a["item"]["version"]
         stale = alice.post(f"{server.url}/v1/review/items/{item_id}/decision",
                            json={"label": "cleared", "reason": "x", "version": version - 1})
