@@ -204,11 +204,25 @@ def test_webhooks_are_signed_retried_and_unique(server, media_dir, receiver):
     while time.monotonic() < end and not any(b["event"] == "upload.scored" and b["upload"]["id"] == uid
                                              for _, b in receiver.got):
         time.sleep(0.2)
-    (headers, body), = [(h, b) for h, b in receiver.got if b["upload"]["id"] == uid]
+    (headers, body), = [(h, b) for h, b in receiver.got if b["upload"]["id"] == uid and b["event"] == "upload.scored"]
     assert body["event"] == "upload.scored" and body["upload"]["verdict"]["id"] == r.json()["sha256"]
     assert receiver.attempts[headers["X-Event-Id"]] == 2  # refused once, retried
     expected = hmac.new(b"s3cret", headers["X-Timestamp"].encode() + b"." + body["_raw"].encode(), hashlib.sha256)
     assert headers["X-Signature"] == "sha256=" + expected.hexdigest()
+    with client("bob") as bob:  # a reviewer's decision on that upload is announced too
+        for _ in range(20):
+            d = bob.post(f"{server.url}/v1/review/claim").json()
+            if d["upload"]["id"] == uid:
+                break
+        r = bob.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
+                     json={"label": "cleared", "reason": "a real photo", "version": d["item"]["version"]})
+        assert r.status_code == 200
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not [b for _, b in receiver.got if b["event"] == "review.decided"]:
+        time.sleep(0.2)
+    (decided,) = [b for _, b in receiver.got if b["event"] == "review.decided"]
+    assert decided["review"]["label"] == "cleared" and decided["review"]["reviewer"] == "bob"
+    assert decided["id"] != body["id"] and decided["upload"]["id"] == uid
 
 
 def test_metrics_count_what_happened(server):
