@@ -150,6 +150,31 @@ class Server:
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; Playwright drives it
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium through Playwright (skipped where absent, failed under CI)."""
+    if not Path(CHROMIUM).exists():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("no chromium (.ci/run installs Debian's)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def review_page(browser, server: "Server", reviewer: str, ready: str = "#queue tr.item"):
+    """The reviewer page signed in with `reviewer`'s key, once `ready` shows in its queue."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(f"{server.url}/review")
+    page.fill("#key", KEYS[reviewer])
+    page.click("#save-key")
+    page.wait_for_selector(ready)
+    return page
+
+
 KEYS = {name: f"{name}-key-0123456789abcdef" for name in ("uploader", "alice", "bob", "admin")}
 
 

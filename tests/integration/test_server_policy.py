@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import BROWSER_ARGS, CHROMIUM, KEYS, Server, server_config
+from conftest import KEYS, Server, review_page, server_config
 
 from detector import samples
 from serve.store import Store, uploads
@@ -66,7 +65,7 @@ def started(bundles, tmp_path):
         s.kill()
 
 
-def test_declared_ai_manifests_route_to_review_and_reach_reviewers(server, media_dir, tmp_path):
+def test_declared_ai_manifests_route_to_review_and_reach_reviewers(server, browser, media_dir, tmp_path):
     identity = samples.test_signer()
     made = samples.sign_c2pa(media_dir / "coffee.png", tmp_path / "made.png", "image/png", identity)
     up = submit(server, made)
@@ -75,22 +74,12 @@ def test_declared_ai_manifests_route_to_review_and_reach_reviewers(server, media
     assert v["decision"] == "likely_fake" and v["decided_by"] == "provenance"  # no face, yet flagged
     plain = submit(server, media_dir / "coffee.png")["verdict"]
     assert plain["provenance"] is None and plain["decision"] == "no_signal"
-    if not Path(CHROMIUM).exists():
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("no chromium (.ci/run installs Debian's)")
-    from playwright import sync_api  # reviewers see the manifest's story on the page
-
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-        page = browser.new_page()
-        page.goto(f"{server.url}/review")
-        page.fill("#key", KEYS["bob"])
-        page.click("#save-key")
-        page.wait_for_selector("#queue tr.item")
-        page.keyboard.press("n")
-        page.wait_for_selector("#detail:not(.hidden)")
-        text = page.inner_text("#provenance")
-        item_id = int(page.inner_text("#item-id").lstrip("#"))
-        browser.close()
+    page = review_page(browser, server, "bob")  # reviewers see the manifest's story on the page
+    page.keyboard.press("n")
+    page.wait_for_selector("#detail:not(.hidden)")
+    text = page.inner_text("#provenance")
+    item_id = int(page.inner_text("#item-id").lstrip("#"))
+    page.close()
     with api("bob") as c:
         detail = c.get(f"{server.url}/v1/review/items/{item_id}").json()
     assert detail["upload"]["id"] == up["id"] and detail["upload"]["verdict"]["provenance"]["state"] == "valid"
