@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from detector.batching import SharedBatches
 from detector.calibration import Calibration
 from detector.config import AudioConfig
 
@@ -79,23 +80,14 @@ def score_chunks(net: torch.nn.Module, calibration: Calibration, chunks: Iterabl
                  cfg: AudioConfig = AudioConfig(), batch_size: int = 32) -> tuple[float | None, list[Segment]]:
     """File score and per-window segments for a stream of 16 kHz mono chunks."""
     device = next(net.parameters()).device
+    batches = SharedBatches(lambda xs: calibration(net(torch.from_numpy(np.stack(xs)).to(device)).float().cpu().numpy()),
+                            batch_size)
     segments: list[Segment] = []
-    batch: list[tuple[Segment, np.ndarray]] = []
-
-    def run() -> None:
-        x = torch.from_numpy(np.stack([w for _, w in batch])).to(device)  # (B, window)
-        for (seg, _), p in zip(batch, calibration(net(x).float().cpu().numpy())):
-            seg.score = float(p)
-        batch.clear()
-
     for seg, x in voiced_windows(chunks, cfg):
         segments.append(seg)
         if x is not None:
-            batch.append((seg, x))
-            if len(batch) == batch_size:
-                run()
-    if batch:
-        run()
+            batches.add(x, lambda p, seg=seg: setattr(seg, "score", p))
+    batches.flush()
     return aggregate([s.score for s in segments if s.score is not None], cfg), segments
 
 

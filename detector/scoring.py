@@ -106,8 +106,8 @@ def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray],
 class _Pending:
     """One upload between its scan and its Verdict: waits for its crops' and windows' scores."""
 
-    def __init__(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None]):
-        self.scan, self.done = scan, done
+    def __init__(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None], uid: str | None):
+        self.scan, self.done, self.uid = scan, done, uid
         self.faces = [(fr, f) for fr in scan.frames for f in fr.faces]
         self.probs = np.zeros(len(self.faces))
         self.segments: list | None = None  # audio windows' Segments; None: audio not scored
@@ -167,10 +167,15 @@ class Scorer:
                 scan.error = e
             yield scan
 
-    def submit(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None]) -> None:
+    def submit(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None], sha256: str | None = None) -> None:
         """Hand a scanned upload to the shared batches; `done` gets its Verdict once its inputs are scored
-        (at once when a batch fills, else at the next `flush`)."""
-        job = _Pending(scan, done)
+        (at once when a batch fills, else at the next `flush`). `sha256`: the upload's id, when known."""
+        if sha256 is None:  # hashed here, not in whichever thread completes the last batch
+            try:
+                sha256 = file_id(scan.path)
+            except OSError:
+                pass
+        job = _Pending(scan, done, sha256)
         if scan.error is None:
             job.provenance = self.provenance.read_file(scan.path)
             if self.visual and scan.info.kind != "audio":
@@ -222,11 +227,7 @@ class Scorer:
         return meta.calibration(net(x).float().cpu().numpy())
 
     def _verdict(self, job: _Pending) -> Verdict | ErrorRecord:
-        scan = job.scan
-        try:
-            uid = file_id(scan.path)
-        except OSError:
-            uid = None
+        scan, uid = job.scan, job.uid
         error = scan.error or job.audio_error
         if error is not None:
             where = "audio track: " if job.audio_error is not None else ""

@@ -234,7 +234,7 @@ class Engine:
 
     def _submit(self, job: dict, scan: Scan, thumbs: dict[int, bytes]) -> None:
         try:
-            self.scorer.submit(scan, lambda record: self._record(job, scan, record, thumbs))
+            self.scorer.submit(scan, lambda record: self._record(job, scan, record, thumbs), sha256=job["sha256"])
         except Exception as e:  # never leave a job hanging: it fails with the reason
             log.exception("scoring %s", job["id"])
             self._record(job, scan, ErrorRecord(id=job["sha256"], path=scan.path,
