@@ -149,10 +149,11 @@ class Store:
 
     def add_upload(self, sha256: str, size: int, kind: str, filename: str | None, meta: dict, callback_url: str | None,
                    idempotency_key: str | None, client: str | None) -> tuple[dict, bool]:
-        """(upload, created). The same idempotency key with the same bytes is the same upload."""
+        """(upload, created). The same idempotency key with the same bytes is the same upload; a blank key is none."""
+        idempotency_key = (idempotency_key or "").strip() or None
         try:
             return self._add_upload(sha256, size, kind, filename, meta, callback_url, idempotency_key, client)
-        except sa.exc.IntegrityError:  # the same key arrived twice at once (PostgreSQL): the first one won
+        except sa.exc.IntegrityError:  # the same key arrived twice at once (PostgreSQL, read committed): the first won
             return self._add_upload(sha256, size, kind, filename, meta, callback_url, idempotency_key, client)
 
     def _add_upload(self, sha256: str, size: int, kind: str, filename: str | None, meta: dict,

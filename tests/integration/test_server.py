@@ -126,6 +126,8 @@ def test_idempotency_key_means_one_upload(server, media_dir):
     with client("admin") as c:
         items = c.get(f"{server.url}/v1/review/items", params={"state": "pending", "limit": 500}).json()
     assert sum(i["upload_id"] == first["id"] for i in items) <= 1
+    blank = [upload(server, media_dir / "astronaut.png", headers={"Idempotency-Key": k}) for k in ("", "")]
+    assert [r.status_code for r in blank] == [202] * 2 and len({r.json()["id"] for r in blank}) == 2  # no key
 
 
 def test_bad_input_fails_alone_with_its_reason(server, media_dir, tmp_path):
