@@ -67,4 +67,6 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu",
         return OnnxNet(folder / "model.onnx"), meta
     net = create_model(meta.family, **meta.model)  # builds without downloading: weights come next
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
+    if meta.kind == "visual":  # ~1.6x faster convolutions on CPU (bench/batch_size.py), the usual choice on GPU
+        net = net.to(memory_format=torch.channels_last)
     return net.to(device).eval(), meta

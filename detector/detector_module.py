@@ -102,7 +102,7 @@ class WriteBundle(L.Callback):
             module.load_state_dict(torch.load(best, map_location=module.device, weights_only=False)["state_dict"])
         dm = trainer.datamodule
         module.eval()
-        logits, y, item = predict_logits(module.net, dm.val_dataloader())
+        logits, y, item = predict_logits(module, dm.val_dataloader())
         cal = fit_calibration(logits, y, self.calibration)
         vs, vy, _ = by_video(cal(logits), y, item.tolist())
         thresholds = Thresholds(likely_fake=threshold_at_fpr(vy, vs, self.fpr),

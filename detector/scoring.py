@@ -99,7 +99,7 @@ def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray],
         x = torch.from_numpy(np.stack(crops[i : i + batch_size])).to(device).permute(0, 3, 1, 2).float() / 255
         if x.shape[-1] != meta.input_size:  # (B, 3, S, S)
             x = torch.nn.functional.interpolate(x, size=meta.input_size, mode="bilinear", antialias=True)
-        out.append(net(x).float().cpu())
+        out.append(net(x.contiguous(memory_format=torch.channels_last)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from detector.config import FaceConfig, FrontEndConfig
 from detector.detector_module import BinaryDetector
 from detector.models import create_model
@@ -14,7 +16,11 @@ class VisualDetector(BinaryDetector):
                  lr: float = 3e-4, weight_decay: float = 1e-4, input_size: int = 224):
         super().__init__(lr, weight_decay)
         self.save_hyperparameters()
-        self.net = create_model("timm", backbone=backbone, pretrained=pretrained, drop_rate=drop_rate)
+        net = create_model("timm", backbone=backbone, pretrained=pretrained, drop_rate=drop_rate)
+        self.net = net.to(memory_format=torch.channels_last)  # ~1.6x faster steps on CPU (README)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.contiguous(memory_format=torch.channels_last))
 
     def bundle_fields(self, datamodule) -> dict:
         h = self.hparams
