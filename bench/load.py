@@ -1,8 +1,9 @@
 """Load on the detection server: cross-request batching against `max_batch_size: 1`.
 
-    .venv/bin/python bench/load.py [--clients 32] [--uploads 96]
+    .venv/bin/python bench/load.py [--clients 32] [--uploads 96] [--batches 32 8 1]
 
-Starts `deepfake-detect serve` twice on loopback (same machine, same run), each time with N
+Starts `deepfake-detect serve` once per `engine.max_batch_size` in --batches on loopback (same
+machine, same run; 1 is the unbatched baseline), each time with N
 concurrent clients uploading the real photos of ../shared/data/faces and clips of
 ../shared/data/video with `?wait=` until --uploads are answered: uploads/s, p50/p99 latency, the
 mean classifier batch size (from /metrics), 5xx count, and whether every upload was accounted for.
@@ -97,6 +98,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--uploads", type=int, default=96)
     ap.add_argument("--max-wait-ms", type=float, default=20)
+    ap.add_argument("--batches", type=int, nargs="+", default=[32, 8, 1], help="max_batch_size values; include 1")
     args = ap.parse_args()
     files = sorted(p for p in (DATA / "faces").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     files += sorted((DATA / "video").rglob("*.mp4"))
@@ -109,7 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = make_bundle(Path(tmp) / "bundle")
         results = {}
-        for batch in (args.clients, 1):
+        for batch in args.batches:
             folder = Path(tmp) / f"run{batch}"
             folder.mkdir()
             proc, url = start(folder, bundle, batch, args.max_wait_ms)
@@ -122,8 +124,8 @@ def main() -> None:
             print(f"max_batch_size {batch:>3}: {r['uploads_per_s']:.2f} uploads/s, p50 {r['p50_s']:.1f} s, "
                   f"p99 {r['p99_s']:.1f} s, mean batch {r['mean_batch']:.1f}, 5xx {r['5xx']}, "
                   f"accounted {r['accounted']}/{r['accepted']}", flush=True)
-        ratio = results[args.clients]["uploads_per_s"] / results[1]["uploads_per_s"]
-        print(f"cross-request batching / unbatched: {ratio:.2f}x")
+        for batch in (b for b in args.batches if b != 1 and 1 in results):
+            print(f"max_batch_size {batch} / unbatched: {results[batch]['uploads_per_s'] / results[1]['uploads_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

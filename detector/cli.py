@@ -196,7 +196,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="results.jsonl: one Verdict or error record per upload; resumable")
     p.add_argument("--csv", help="also write a flat CSV summary here")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
-    p.add_argument("--batch-size", type=int, default=64, help="crops or audio windows per model call")
+    p.add_argument("--batch-size", type=int, help="crops or audio windows per model call (default: 64 on CUDA, 8 on CPU)")
     p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
     p.add_argument("--device", default="auto")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
@@ -334,7 +334,7 @@ def demo_cmd(args: argparse.Namespace) -> int:
     (out / "results.jsonl").unlink(missing_ok=True)
     uploads, visual, audio = run_demo(out, say=console.print)
     ns = argparse.Namespace(inputs=[str(p) for p in uploads], manifest=None, visual=str(visual), audio=str(audio),
-                            out=str(out / "results.jsonl"), csv=str(out / "results.csv"), workers=2, batch_size=64,
+                            out=str(out / "results.jsonl"), csv=str(out / "results.csv"), workers=2, batch_size=None,
                             frames=16, device="auto", runtime="torch", fusion=None,
                             devices=1, num_nodes=1, accelerator="auto", declared_ai="review", trust_anchors=None)
     score_cmd(ns)

@@ -121,12 +121,13 @@ class _Pending:
 class Scorer:
     """Built from a visual and/or an audio bundle; a missing one means that modality is not scored.
 
-    Face crops and voice windows of every upload in flight share model batches (`batch_size`).
+    Face crops and voice windows of every upload in flight share model batches of `batch_size`; by
+    default 64 on CUDA and 8 on CPU, where bigger batches are slower (bench/batch_size.py).
     """
 
     def __init__(self, visual: str | Path | None = None, audio: str | Path | None = None, device: str = "auto",
                  sampling: SamplingConfig = SamplingConfig(), limits: MediaLimits = MediaLimits(),
-                 track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int = 64,
+                 track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int | None = None,
                  runtime: Literal["torch", "onnx"] = "torch", fusion: Fusion = Fusion(),
                  provenance: ProvenancePolicy = ProvenancePolicy()):
         """`runtime="onnx"` scores with the bundles' exported model.onnx through onnxruntime."""
@@ -140,6 +141,7 @@ class Scorer:
         self.track_aggregation, self.topk = track_aggregation, topk
         self.models = [ModelInfo(kind=m.kind, name=m.model.get("backbone", m.family), version=m.version)
                        for _, m in filter(None, (self.visual, self.audio))]
+        batch_size = batch_size or (64 if dev.type == "cuda" else 8)
         self.crops = SharedBatches(self._crop_probs, batch_size) if visual else None
         self.windows = SharedBatches(self._window_probs, batch_size) if audio else None
 

@@ -18,7 +18,8 @@ class Strict(BaseModel):
 
 class EngineConfig(Strict):
     workers: int = Field(2, ge=1)  # decoding + face detection processes
-    max_batch_size: int = Field(32, ge=1)  # face crops or voice windows per model call, across requests
+    max_batch_size: int | None = Field(None, ge=1)  # crops or voice windows per model call, across requests;
+    # None: 64 on CUDA, 8 on CPU (bigger batches are slower there, bench/batch_size.py)
     max_wait_ms: float = Field(20, ge=0)  # a partly filled batch runs after this long
     max_in_flight: int = Field(16, ge=1)  # uploads claimed by this process at once
     job_lease_s: float = Field(60, gt=0)  # a claimed job whose owner vanished returns to the queue after this
