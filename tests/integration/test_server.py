@@ -225,6 +225,22 @@ def test_webhooks_are_signed_retried_and_unique(server, media_dir, receiver):
     (decided,) = [b for _, b in receiver.got if b["event"] == "review.decided"]
     assert decided["review"]["label"] == "cleared" and decided["review"]["reviewer"] == "bob"
     assert decided["id"] != body["id"] and decided["upload"]["id"] == uid
+    with client() as c:  # the uploader appeals; another reviewer upholds it: announced as appeal.decided
+        assert c.post(f"{server.url}/v1/uploads/{uid}/appeal", json={"reason": "mine"}).status_code == 201
+    with client("alice") as alice:
+        for _ in range(20):
+            d = alice.post(f"{server.url}/v1/review/claim").json()
+            if d["upload"]["id"] == uid and d["item"]["kind"] == "appeal":
+                break
+        r = alice.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
+                       json={"label": "upheld", "reason": "still cleared", "version": d["item"]["version"]})
+        assert r.status_code == 200
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not [b for _, b in receiver.got if b["event"] == "appeal.decided"]:
+        time.sleep(0.2)
+    (appealed,) = [b for _, b in receiver.got if b["event"] == "appeal.decided"]
+    assert appealed["review"]["label"] == "upheld" and appealed["review"]["reviewer"] == "alice"
+    assert appealed["review"]["kind"] == "appeal" and appealed["upload"]["id"] == uid
 
 
 def test_metrics_count_what_happened(server):
