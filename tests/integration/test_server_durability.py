@@ -37,8 +37,10 @@ def scored_events(store: Store, upload_id: str) -> int:
     return sum(e["action"] in ("scored", "failed") for e in store.audit(upload_id=upload_id))
 
 
-def test_kill_9_mid_load_loses_nothing_and_scores_each_upload_once(bundles, media_dir, tmp_path):
-    cfg = server_config(bundles, tmp_path, sampling={"frames": 16})
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_kill_9_mid_load_loses_nothing_and_scores_each_upload_once(backend, bundles, media_dir, tmp_path, request):
+    db = {"database_url": request.getfixturevalue("pg_url")} if backend == "postgresql" else {}
+    cfg = server_config(bundles, tmp_path, sampling={"frames": 16}, **db)
     server = Server(cfg, tmp_path).start()
     store = Store(cfg["database_url"])
     ids = [submit(server.url, media_dir / n) for n in UPLOADS * 2]
