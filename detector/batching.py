@@ -12,14 +12,15 @@ import numpy as np
 class SharedBatches:
     """Collects inputs from any number of uploads; a full batch runs at once, `flush` runs the rest.
 
-    `run` maps a list of inputs to one output per input. Thread-safe, so a server's request threads
-    can add while its inference loop flushes what waited longer than `max_wait_s`.
+    `run` maps a list of inputs to one output per input. Thread-safe, so a server's threads can add
+    while its inference loop runs the batches that are `ready`. With `eager` off, `add` never runs the
+    model itself: the thread that adds (a server's hand-off thread) goes straight on to its next upload.
     """
 
     def __init__(self, run: Callable[[list[np.ndarray]], np.ndarray], batch_size: int,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, eager: bool = True):
         """`on_batch` hears every batch's size (metrics, benchmarks)."""
-        self.run, self.batch_size, self.on_batch = run, max(1, batch_size), on_batch
+        self.run, self.batch_size, self.on_batch, self.eager = run, max(1, batch_size), on_batch, eager
         self._items: list[tuple[np.ndarray, Callable[[float], None]]] = []
         self._oldest = 0.0
         self._lock = threading.Lock()
@@ -31,7 +32,7 @@ class SharedBatches:
                 self._oldest = time.monotonic()
             self._items.append((x, done))
             full = len(self._items) >= self.batch_size
-        if full:
+        if full and self.eager:
             self._run_one()
 
     def pending(self) -> int:
@@ -40,6 +41,10 @@ class SharedBatches:
     def waited(self) -> float:
         """Seconds the oldest pending input has waited (0 when none)."""
         return time.monotonic() - self._oldest if self._items else 0.0
+
+    def ready(self, max_wait_s: float) -> bool:
+        """A batch is full, or the oldest input waited `max_wait_s`."""
+        return len(self._items) >= self.batch_size or (bool(self._items) and self.waited() >= max_wait_s)
 
     def flush(self) -> None:
         while self._items:

@@ -86,6 +86,7 @@ class Engine:
         for name, batches in (("visual", self.scorer.crops), ("audio", self.scorer.windows)):
             if batches:
                 batches.on_batch = metrics.BATCH_SIZE.labels(name).observe
+                batches.eager = False  # only the inference loop runs the models (below)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.in_flight: dict[str, dict] = {}  # upload id -> job row
         self._lock = threading.Lock()
@@ -170,11 +171,12 @@ class Engine:
         old.shutdown(wait=False)
 
     def _batch_loop(self) -> None:
-        """The inference loop: partly filled batches run once their oldest input waited max_wait_ms."""
+        """The inference loop, the only thread that runs the models: full batches at once, partly
+        filled ones once their oldest input waited max_wait_ms."""
         wait = self.cfg.engine.max_wait_ms / 1000
         while not self._stop.is_set():
             for batches in filter(None, (self.scorer.crops, self.scorer.windows)):
-                if batches.pending() and batches.waited() >= wait:
+                if batches.ready(wait):
                     try:
                         batches.flush()
                     except Exception:

@@ -64,3 +64,16 @@ def test_shared_batches_mix_uploads_and_return_each_result_to_its_owner():
     batches.flush()
     assert calls == [4, 3] and sizes == [4, 3]
     assert got == {(u, i): 2 * (10 * ord(u) + i) for u, n in (("a", 3), ("b", 3), ("c", 1)) for i in range(n)}
+
+
+def test_shared_batches_not_eager_leave_every_model_call_to_the_loop():
+    calls = []
+    batches = SharedBatches(lambda xs: calls.append(len(xs)) or np.zeros(len(xs)), batch_size=2, eager=False)
+    got = []
+    for i in range(5):
+        batches.add(np.zeros(1), got.append)
+    assert calls == [] and batches.pending() == 5 and batches.ready(max_wait_s=60)  # full: ready at once
+    batches.flush()
+    assert calls == [2, 2, 1] and len(got) == 5 and not batches.ready(max_wait_s=0)
+    batches.add(np.zeros(1), got.append)
+    assert not batches.ready(max_wait_s=60) and batches.ready(max_wait_s=0)  # partly filled: after the wait
