@@ -86,7 +86,7 @@ class Erased(BaseModel):
 class Decision(BaseModel):
     label: Literal["confirmed_fake", "cleared", "escalated", "upheld", "overturned"]  # the last two: appeals
     reason: str = Field(min_length=1, max_length=2000)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)  # bounded: databases store 32-bit and 64-bit integers
 
 
 class ApiError(BaseModel):

@@ -216,6 +216,9 @@ def test_webhooks_are_signed_retried_and_unique(server, media_dir, receiver):
             d = bob.post(f"{server.url}/v1/review/claim").json()
             if d["upload"]["id"] == uid:
                 break
+        huge = bob.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
+                        json={"label": "cleared", "reason": "x", "version": 2**80})  # found by the fuzz: was a 500
+        assert huge.status_code == 422
         r = bob.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
                      json={"label": "cleared", "reason": "a real photo", "version": d["item"]["version"]})
         assert r.status_code == 200
