@@ -198,6 +198,22 @@ def test_review_queue_leases_versions_and_audit(server, media_dir):
         assert audit[-1]["actor"] == "alice" and audit[-1]["detail"]["reason"] == "blending seam at the jaw"
 
 
+def claim_item_of(c: httpx.Client, server: Server, upload_id: str, kind: str) -> dict:
+    """Claim until the reviewer holds `upload_id`'s item of that kind (others' items run out their leases)."""
+    for _ in range(20):
+        d = c.post(f"{server.url}/v1/review/claim").json()
+        if d["upload"]["id"] == upload_id and d["item"]["kind"] == kind:
+            return d
+    raise AssertionError(f"no {kind} item of {upload_id} reached the reviewer")
+
+
+def delivered(receiver: Receiver, event: str, timeout: float = 30) -> list[dict]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not [b for _, b in receiver.got if b["event"] == event]:
+        time.sleep(0.2)
+    return [b for _, b in receiver.got if b["event"] == event]
+
+
 def test_webhooks_are_signed_retried_and_unique(server, media_dir, receiver):
     r = upload(server, media_dir / "astronaut.gif", params={"callback_url": receiver.url})
     uid = r.json()["id"]
@@ -212,36 +228,24 @@ def test_webhooks_are_signed_retried_and_unique(server, media_dir, receiver):
     expected = hmac.new(b"s3cret", headers["X-Timestamp"].encode() + b"." + body["_raw"].encode(), hashlib.sha256)
     assert headers["X-Signature"] == "sha256=" + expected.hexdigest()
     with client("bob") as bob:  # a reviewer's decision on that upload is announced too
-        for _ in range(20):
-            d = bob.post(f"{server.url}/v1/review/claim").json()
-            if d["upload"]["id"] == uid:
-                break
+        d = claim_item_of(bob, server, uid, "detection")
         huge = bob.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
                         json={"label": "cleared", "reason": "x", "version": 2**80})  # found by the fuzz: was a 500
         assert huge.status_code == 422
         r = bob.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
                      json={"label": "cleared", "reason": "a real photo", "version": d["item"]["version"]})
         assert r.status_code == 200
-    end = time.monotonic() + 30
-    while time.monotonic() < end and not [b for _, b in receiver.got if b["event"] == "review.decided"]:
-        time.sleep(0.2)
-    (decided,) = [b for _, b in receiver.got if b["event"] == "review.decided"]
+    (decided,) = delivered(receiver, "review.decided")
     assert decided["review"]["label"] == "cleared" and decided["review"]["reviewer"] == "bob"
     assert decided["id"] != body["id"] and decided["upload"]["id"] == uid
     with client() as c:  # the uploader appeals; another reviewer upholds it: announced as appeal.decided
         assert c.post(f"{server.url}/v1/uploads/{uid}/appeal", json={"reason": "mine"}).status_code == 201
     with client("alice") as alice:
-        for _ in range(20):
-            d = alice.post(f"{server.url}/v1/review/claim").json()
-            if d["upload"]["id"] == uid and d["item"]["kind"] == "appeal":
-                break
+        d = claim_item_of(alice, server, uid, "appeal")
         r = alice.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
                        json={"label": "upheld", "reason": "still cleared", "version": d["item"]["version"]})
         assert r.status_code == 200
-    end = time.monotonic() + 30
-    while time.monotonic() < end and not [b for _, b in receiver.got if b["event"] == "appeal.decided"]:
-        time.sleep(0.2)
-    (appealed,) = [b for _, b in receiver.got if b["event"] == "appeal.decided"]
+    (appealed,) = delivered(receiver, "appeal.decided")
     assert appealed["review"]["label"] == "upheld" and appealed["review"]["reviewer"] == "alice"
     assert appealed["review"]["kind"] == "appeal" and appealed["upload"]["id"] == uid
 
