@@ -60,6 +60,8 @@ class Cascade(torch.nn.Module):
             found_inds.append(i[keep])
             scale *= self.factor
             side *= self.factor
+        if not found:  # every image is smaller than the smallest face looked for: no proposals
+            return torch.zeros(0, 5, device=self.device), torch.zeros(0, dtype=torch.long, device=self.device)
         boxes, inds = torch.cat(found), torch.cat(found_inds)
         keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
         boxes, inds = boxes[keep], inds[keep]

@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AnyHttpUrl, BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, Field, Json, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -26,12 +26,14 @@ from serve.files import FileStore, TooLarge
 from serve.reports import report_csv, summary
 from serve.retention import Sweeper, erase
 from serve.store import ROLES, Conflict, Store, public_item, public_upload
-from serve.webhooks import Sender
+from serve.webhooks import Refused, Sender, address
 
 UploadId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$", description="upload id")]
 _MEDIA_STATUS = {UnsupportedMedia: 415, MediaTooLarge: 413, CorruptMedia: 422}
 _MULTIPART_SLACK = 64 * 1024  # form boundaries and fields around the file
 _URL = TypeAdapter(AnyHttpUrl)
+_METADATA = TypeAdapter(Json[dict[str, Any]])  # its parser refuses JSON nested over 200 levels deep
+MAX_METADATA, MAX_URL = 10_000, 2048  # characters, from the query or the form alike
 
 
 class UploadStatus(BaseModel):
@@ -191,8 +193,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
                          415: {"model": ApiError}, 408: {"model": ApiError}, 429: {"model": ApiError}})
     async def create_upload(request: Request, caller: Annotated[Caller, Depends(submit)],
                             wait: Annotated[float, Query(ge=0, description="seconds to wait for the Verdict")] = 0,
-                            callback_url: Annotated[str | None, Query(max_length=2048)] = None,
-                            metadata: Annotated[str | None, Query(max_length=10_000, description="JSON object")] = None,
+                            callback_url: Annotated[str | None, Query(max_length=MAX_URL)] = None,
+                            metadata: Annotated[str | None, Query(max_length=MAX_METADATA, description="JSON object")] = None,
                             idempotency_key: Annotated[str | None, Header(max_length=255)] = None):
         """Keep an upload (multipart `file` or the raw body) and queue it for scoring: 202 with its id,
         or 200 with the Verdict when `wait` seconds were enough."""
@@ -228,7 +230,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             if size == 0:
                 return _error(422, "empty", "the upload has no bytes")
             meta = _metadata(metadata)
-            url = _callback(callback_url)
+            url = await run_in_threadpool(_callback, callback_url, cfg.webhooks.allow_hosts)
             try:
                 info = await run_in_threadpool(probe, tmp, cfg.limits)
             except MediaError as e:
@@ -236,16 +238,20 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
             def keep_and_record():
                 with api.files.lock(sha):  # retention cannot erase these bytes in between
+                    fresh = not api.files.path(sha).exists()
                     api.files.keep(tmp, sha)
-                    return api.store.add_upload(sha, size, info.kind, _safe_name(filename), meta, url,
-                                                idempotency_key, caller.name)
+                    try:
+                        return api.store.add_upload(sha, size, info.kind, _safe_name(filename), meta, url,
+                                                    idempotency_key, caller.name)
+                    except Exception:  # no row will ever point at bytes stored just now
+                        if fresh:
+                            api.files.erase(sha)
+                        raise
 
             try:
                 up, created = await run_in_threadpool(keep_and_record)
             except Conflict as e:
                 return _error(409, "conflict", str(e))
-            finally:
-                tmp = None
         except (TooLarge, MultiPartException) as e:
             return _error(413 if isinstance(e, TooLarge) else 422, "invalid_upload", str(e))
         finally:
@@ -261,9 +267,13 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         return JSONResponse(public_upload(up), status_code=202)
 
     @app.get("/v1/uploads/{upload_id}", response_model=UploadStatus, responses={404: {"model": ApiError}})
-    def get_upload(upload_id: UploadId, _: Annotated[Caller, Depends(anyone)]):
-        """An upload's status (queued, processing, scored, failed with its reason) and Verdict."""
-        return public_upload(_found(api.store.upload(upload_id), "upload"))
+    def get_upload(upload_id: UploadId, caller: Annotated[Caller, Depends(anyone)]):
+        """An upload's status (queued, processing, scored, failed with its reason) and Verdict; `submit`
+        keys see only their own uploads."""
+        up = api.store.upload(upload_id)
+        if up is None or not (caller.roles & {"review", "admin"} or up["client"] == caller.name):
+            raise HTTPException(404, "no such upload")  # the same answer whether or not the id exists
+        return public_upload(up)
 
     @app.post("/v1/uploads/{upload_id}/appeal", status_code=201, response_model=ReviewItem,
               responses={404: {"model": ApiError}, 409: {"model": ApiError}})
@@ -386,7 +396,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
 def _reason(status: int) -> str:
     return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-            409: "conflict", 503: "unavailable"}.get(status, "error")
+            409: "conflict", 422: "invalid_request", 503: "unavailable"}.get(status, "error")
 
 
 def _found(row: dict | None, what: str) -> dict:
@@ -414,23 +424,30 @@ async def _chunks(part):
 def _metadata(raw: str | None) -> dict:
     if not raw:
         return {}
+    if len(raw) > MAX_METADATA:
+        raise HTTPException(422, f"metadata is limited to {MAX_METADATA} characters")
     try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise HTTPException(422, f"metadata is not JSON: {e}")
-    if not isinstance(meta, dict):
-        raise HTTPException(422, "metadata must be a JSON object")
-    return meta
+        return _METADATA.validate_python(raw)
+    except ValidationError as e:
+        raise HTTPException(422, f"metadata must be a JSON object: {e.errors()[0]['msg']}")
 
 
-def _callback(raw: str | None) -> str | None:
+def _callback(raw: str | None, allow_hosts: list[str]) -> str | None:
+    """The callback URL as stored, or 422: not http(s), too long, with credentials, or to a host
+    that does not resolve or resolves to a non-public address (unless allow-listed)."""
     if not raw:
         return None
     try:
-        url = _URL.validate_python(raw)
+        url = str(_URL.validate_python(raw))
     except ValidationError:
         raise HTTPException(422, "callback_url must be an http(s) URL")
-    return str(url)
+    if len(url) > MAX_URL:  # normalising may lengthen it (percent-encoding)
+        raise HTTPException(422, f"callback_url is limited to {MAX_URL} characters")
+    try:
+        address(url, allow_hosts)
+    except Refused as e:
+        raise HTTPException(422, str(e))
+    return url
 
 
 def _safe_name(name: str | None) -> str | None:

@@ -40,6 +40,8 @@ class WebhookConfig(Strict):
     max_attempts: int = Field(8, ge=1)
     backoff_s: float = Field(1.0, gt=0)  # doubles after every failed attempt
     timeout_s: float = Field(5.0, gt=0)
+    allow_hosts: list[str] = []  # callback hosts delivered to although they resolve to loopback, private or
+    # other non-public addresses (tests, on-premise receivers); every other such callback is refused
 
 
 class RetentionConfig(Strict):

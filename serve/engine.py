@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
+import re
 import socket
 import threading
 import time
@@ -18,6 +20,7 @@ import uuid
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from multiprocessing.connection import wait
 
 import cv2
 import numpy as np
@@ -42,7 +45,14 @@ def _init_worker(faces: FaceConfig | None, sampling: SamplingConfig, limits: Med
     from detector.faces import FaceDetector
 
     torch.set_num_threads(1)  # the workers share the machine with each other and the models
+    threading.Thread(target=_exit_with_server, daemon=True, name="exit-with-server").start()
     _worker.update(detector=FaceDetector(faces) if faces else None, sampling=sampling, limits=limits)
+
+
+def _exit_with_server() -> None:
+    """In a worker: end as soon as the server process is gone, however it ended (kill -9 included)."""
+    wait([multiprocessing.parent_process().sentinel])
+    os._exit(1)
 
 
 def _scan(path: str) -> tuple[Scan, dict[int, bytes]]:
@@ -249,8 +259,10 @@ class Engine:
             self._keep_evidence(job["id"], scan, record, thumbs or {})
             stored = self.store.finish_job(job["id"], self.owner, verdict, None, self.cfg.review.queue_decisions)
             metrics.DECISIONS.labels(record.decision).inc()
-        else:
-            stored = self.store.finish_job(job["id"], self.owner, None, record.error, self.cfg.review.queue_decisions)
+        else:  # messages name the upload, never where its bytes are stored
+            message = re.sub(rf"[^\s'\"]*{job['sha256']}", f"upload {job['id']}", record.error.get("message", ""))
+            stored = self.store.finish_job(job["id"], self.owner, None, record.error | {"message": message},
+                                           self.cfg.review.queue_decisions)
             metrics.ERRORS.labels(record.error.get("reason", "error")).inc()
         if not stored:
             log.warning("upload %s was taken over by another engine; its result here is dropped", job["id"])

@@ -29,7 +29,7 @@ uploads = sa.Table(
     sa.Column("filename", sa.String(255)),  # as the client named it, informational only
     sa.Column("meta", sa.JSON, nullable=False),
     sa.Column("callback_url", sa.String(2048)),
-    sa.Column("idempotency_key", sa.String(255), unique=True),
+    sa.Column("idempotency_key", sa.String(255)),  # unique per client, below
     sa.Column("client", sa.String(64)),  # the API key's name that submitted it
     sa.Column("status", sa.String(16), nullable=False, index=True),  # queued processing scored failed
     sa.Column("reason", sa.Text),
@@ -44,6 +44,7 @@ uploads = sa.Table(
     sa.Column("bytes_erased_at", sa.Float),  # retention or erasure: what is gone, and since when
     sa.Column("crops_erased_at", sa.Float),
     sa.Column("verdict_erased_at", sa.Float),
+    sa.UniqueConstraint("client", "idempotency_key", name="uploads_client_idempotency_key_key"),
 )
 
 review_items = sa.Table(
@@ -149,7 +150,8 @@ class Store:
 
     def add_upload(self, sha256: str, size: int, kind: str, filename: str | None, meta: dict, callback_url: str | None,
                    idempotency_key: str | None, client: str | None) -> tuple[dict, bool]:
-        """(upload, created). The same idempotency key with the same bytes is the same upload; a blank key is none."""
+        """(upload, created). The same client's idempotency key with the same bytes is the same upload; a blank
+        key is none. Clients never see each other's keys."""
         idempotency_key = (idempotency_key or "").strip() or None
         try:
             return self._add_upload(sha256, size, kind, filename, meta, callback_url, idempotency_key, client)
@@ -161,7 +163,8 @@ class Store:
         now = time.time()
         with self.engine.begin() as c:
             if idempotency_key:
-                old = _row(c.execute(sa.select(uploads).where(uploads.c.idempotency_key == idempotency_key)).first())
+                old = _row(c.execute(sa.select(uploads).where((uploads.c.idempotency_key == idempotency_key)
+                                                              & (uploads.c.client == client))).first())
                 if old:
                     if old["sha256"] != sha256:
                         raise Conflict("Idempotency-Key was used before with different bytes")

@@ -3,16 +3,24 @@
 Each POST carries `X-Event-Id` (receivers de-duplicate on it), `X-Event`, `X-Timestamp` and
 `X-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the shared secret>`.
 Failed attempts are retried with exponential backoff up to `max_attempts`.
+
+Callbacks reach public addresses only: a URL with credentials, or a host that resolves to a
+loopback, private, link-local, multicast or reserved address, is refused at upload and again at
+every delivery, which connects to the address it checked; redirects are not followed. Hosts named
+in `allow_hosts` (tests, on-premise receivers) may resolve to any address.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
+from collections.abc import Collection
 
 import httpx
 
@@ -21,6 +29,26 @@ from serve.config import WebhookConfig
 from serve.store import Store
 
 log = logging.getLogger("serve.webhooks")
+
+
+class Refused(ValueError):
+    """A callback URL that is never delivered to."""
+
+
+def address(url: str, allow_hosts: Collection[str]) -> str:
+    """The address to deliver a callback to, checked; Refused for credentials in the URL, a host that
+    does not resolve, or one with any non-public address (unless `allow_hosts` names it)."""
+    u = httpx.URL(url)
+    if u.userinfo:
+        raise Refused("callback_url must not carry credentials")
+    try:
+        found = socket.getaddrinfo(u.host, u.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise Refused(f"the callback host {u.host} does not resolve") from None
+    ips = [ipaddress.ip_address(info[4][0]) for info in found]
+    if u.host not in allow_hosts and not all(ip.is_global and not ip.is_multicast for ip in ips):
+        raise Refused(f"the callback host {u.host} has a loopback, private or otherwise non-public address")
+    return str(ips[0])
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -60,10 +88,13 @@ class Sender:
         ts = str(int(time.time()))
         headers = {"Content-Type": "application/json", "X-Event-Id": hook["id"], "X-Event": hook["event"],
                    "X-Timestamp": ts, "X-Signature": sign(self.cfg.secret, ts, body)}
-        try:
-            r = self._client.post(hook["url"], content=body, headers=headers)
+        url = httpx.URL(hook["url"])
+        try:  # to the address checked, named as the URL names it (Host header, TLS server name)
+            pinned = url.copy_with(host=address(hook["url"], self.cfg.allow_hosts))
+            r = self._client.post(pinned, content=body, headers=headers | {"Host": url.netloc.decode()},
+                                  extensions={"sni_hostname": url.host})
             error = None if r.status_code < 300 else f"HTTP {r.status_code}"
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, Refused) as e:
             error = f"{type(e).__name__}: {e}"
         metrics.WEBHOOKS.labels("delivered" if error is None else "failed").inc()
         return error

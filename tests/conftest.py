@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -88,6 +89,13 @@ PG_ADMIN = os.environ.get("DEEPFAKE_TEST_PG", "postgresql+psycopg:///postgres?ho
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test (CI starts the server; elsewhere skipped if absent)."""
+    with pg_database() as url:
+        yield url
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards: for fixtures of any scope."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")

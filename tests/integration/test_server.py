@@ -58,7 +58,7 @@ def receiver():
 def server(bundles, tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
     cfg = server_config(bundles, folder, limits={"max_bytes": 3_000_000}, review={"lease_s": 2},
-                        webhooks={"secret": "s3cret", "backoff_s": 0.2})
+                        webhooks={"secret": "s3cret", "backoff_s": 0.2, "allow_hosts": ["127.0.0.1"]})  # the receiver
     s = Server(cfg, folder).start()
     yield s
     s.kill()

@@ -216,4 +216,4 @@ def test_migrations_upgrade_an_existing_database(tmp_path):
     row = store.upload("a")
     assert row["status"] == "scored" and row["bytes_erased_at"] is None
     with store.engine.connect() as c:
-        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"

@@ -1,0 +1,220 @@
+"""A hostile client against a real server, on SQLite and PostgreSQL: other clients' uploads and
+Idempotency-Keys, callbacks into the server's own network, deep and long fields, a fault between
+storing bytes and committing, tiny media, store paths in messages; and workers that outlive it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from contextlib import nullcontext, suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from conftest import KEYS, Server, pg_database, server_config
+
+from detector import samples
+from serve.config import WebhookConfig
+from serve.webhooks import Sender
+
+pytestmark = pytest.mark.slow
+OTHER = "other-uploader-key-0123456789"  # a second `submit` key
+FAULT = {  # a failure after the bytes are stored and before the upload's row commits
+    "sqlite": ["CREATE TRIGGER fault BEFORE INSERT ON audit_events WHEN NEW.action = 'uploaded' "
+               "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"],
+    "postgresql": ["CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$",
+                   "CREATE TRIGGER fault BEFORE INSERT ON audit_events FOR EACH ROW "
+                   "WHEN (NEW.action = 'uploaded') EXECUTE FUNCTION fault()"]}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, bundles, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    with pg_database() if request.param == "postgresql" else nullcontext(f"sqlite:///{folder / 'serve.db'}") as url:
+        cfg = server_config(bundles, folder, database_url=url,
+                            api_keys={"other": {"key": OTHER, "roles": ["submit"]}})
+        s = Server(cfg, folder).start()
+        yield s
+        s.kill()
+
+
+def api(key: str) -> httpx.Client:
+    return httpx.Client(headers={"X-API-Key": KEYS.get(key, key)}, timeout=120)
+
+
+def post(server: Server, path: Path, key: str = "uploader", **kw) -> httpx.Response:
+    with api(key) as c:
+        return c.post(f"{server.url}/v1/uploads", content=path.read_bytes(), **kw)
+
+
+def noise(path: Path) -> Path:
+    """An image no test has uploaded before (random pixels)."""
+    return samples.write_image(path, np.random.default_rng().integers(0, 256, (64, 64, 3), np.uint8))
+
+
+def stored(server: Server, sha256: str) -> Path:
+    return Path(server.cfg["store_dir"]) / sha256[:2] / sha256[2:4] / sha256
+
+
+def test_submit_keys_see_only_their_own_uploads(server, media_dir):
+    up = post(server, media_dir / "coffee.png", params={"metadata": json.dumps({"user": "first"})}).json()
+    with api(OTHER) as other:
+        r = other.get(f"{server.url}/v1/uploads/{up['id']}")
+        assert r.status_code == 404 and r.json() == other.get(f"{server.url}/v1/uploads/{'0' * 32}").json()
+        assert other.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "x"}).status_code == 404
+    for key in ("uploader", "alice", "admin"):  # the owner, a reviewer and an admin see it
+        with api(key) as c:
+            assert c.get(f"{server.url}/v1/uploads/{up['id']}").json()["metadata"] == {"user": "first"}
+
+
+def test_idempotency_keys_belong_to_one_client(server, media_dir):
+    png, jpg = media_dir / "astronaut.png", media_dir / "astronaut.jpg"
+    first = post(server, png, headers={"Idempotency-Key": "k-same"}, params={"metadata": '{"user": "first"}'})
+    same = post(server, png, OTHER, headers={"Idempotency-Key": "k-same"})
+    assert same.status_code == 202 and same.json()["id"] != first.json()["id"] and same.json()["metadata"] == {}
+    post(server, png, headers={"Idempotency-Key": "k-other"})
+    other = post(server, jpg, OTHER, headers={"Idempotency-Key": "k-other"})
+    assert other.status_code == 202  # not a 409 telling that the key was used
+    assert post(server, png, OTHER, headers={"Idempotency-Key": "k-same"}).json()["id"] == same.json()["id"]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/hook", "http://localhost:{port}/hook",
+                                 "http://2130706433:{port}/hook", "http://[::1]:{port}/hook",
+                                 "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://224.0.0.1/",
+                                 "http://user:pass@93.184.215.14/hook", "http://no-such-host.invalid/"])
+def test_callbacks_into_the_servers_network_are_refused(server, media_dir, url):
+    url = url.format(port=server.port)
+    as_query = post(server, media_dir / "coffee.png", params={"callback_url": url})
+    with api("uploader") as c:
+        as_form = c.post(f"{server.url}/v1/uploads", files={"file": ("c.png", (media_dir / "coffee.png").read_bytes())},
+                         data={"callback_url": url})
+    for r in (as_query, as_form):
+        assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
+
+
+@pytest.mark.parametrize("field", [{"metadata": '{"a": ' + "[" * 5000 + "]" * 5000 + "}"},
+                                   {"metadata": json.dumps({"a": "x" * 20_000})},
+                                   {"callback_url": "https://example.com/" + "a" * 3000}])
+def test_deep_and_long_form_fields_are_refused(server, media_dir, field):
+    with api("uploader") as c:
+        r = c.post(f"{server.url}/v1/uploads", files={"file": ("c.png", (media_dir / "coffee.png").read_bytes())},
+                   data=field)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_deeply_nested_query_metadata_is_refused(server, media_dir):
+    r = post(server, media_dir / "coffee.png", params={"metadata": '{"a": ' + "[" * 2000 + "]" * 2000 + "}"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
+
+
+def test_a_fault_before_commit_leaves_no_stored_bytes(server, tmp_path):
+    image = noise(tmp_path / "fresh.png")
+    db = sa.create_engine(server.cfg["database_url"])
+    with db.begin() as c:
+        for statement in FAULT[db.dialect.name]:
+            c.exec_driver_sql(statement)
+    try:
+        assert post(server, image).status_code == 500
+    finally:
+        with db.begin() as c:
+            c.exec_driver_sql("DROP TRIGGER fault" + (" ON audit_events" if db.dialect.name == "postgresql" else ""))
+        db.dispose()
+    assert not stored(server, hashlib.sha256(image.read_bytes()).hexdigest()).exists()
+    assert not list((Path(server.cfg["store_dir"]) / "tmp").iterdir())
+    assert stored(server, post(server, image).json()["sha256"]).is_file()  # the same upload, once the fault is gone
+
+
+def test_tiny_images_and_videos_are_no_signal(server, tmp_path):
+    rng = np.random.default_rng(0)
+    paths = [samples.write_image(tmp_path / "tiny.jpg", rng.integers(0, 256, (16, 16, 3), np.uint8)),
+             samples.write_image(tmp_path / "tiny.png", rng.integers(0, 256, (8, 8, 3), np.uint8)),
+             samples.write_video(tmp_path / "tiny.mp4", rng.integers(0, 256, (10, 16, 16, 3), np.uint8))]
+    for path in paths:
+        r = post(server, path, params={"wait": 60})
+        assert r.status_code == 200 and r.json()["status"] == "scored", r.text
+        assert r.json()["verdict"]["decision"] == "no_signal"
+
+
+def test_a_failed_uploads_message_names_no_store_path(server, media_dir, tmp_path):
+    jpeg = (media_dir / "astronaut.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 3])  # its header is fine; its pixels are cut off
+    r = post(server, tmp_path / "cut.jpg", params={"wait": 60})
+    up = r.json()
+    assert r.status_code == 200 and up["status"] == "failed" and up["error"]["reason"] == "corrupt", r.text
+    assert up["sha256"][:8] not in up["error"]["message"] and up["id"] in up["error"]["message"]
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook endpoint on loopback that records the Host header of every request."""
+
+    def __init__(self):
+        hosts = self.hosts = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                hosts.append(self.headers["Host"])
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_delivery_checks_the_address_again_and_connects_to_the_one_checked(monkeypatch):
+    receiver = Receiver()
+    hook = {"id": "e1", "event": "upload.scored", "payload": {}, "url": f"http://localhost:{receiver.server_port}/hook"}
+    looked_up = []
+    resolve = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **kw: looked_up.append(host) or resolve(host, *a, **kw))
+    try:
+        refused = Sender(WebhookConfig(), None)._send(hook)  # a URL stored before its name pointed at loopback, say
+        delivered = Sender(WebhookConfig(allow_hosts=["localhost"]), None)._send(hook)
+    finally:
+        receiver.shutdown()
+    assert refused.startswith("Refused") and delivered is None
+    assert receiver.hosts == [f"localhost:{receiver.server_port}"]  # one delivery, named as the URL names it
+    assert looked_up.count("localhost") == 2  # one look-up per attempt: the connection went to its answer
+
+
+def processes_in_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:  # it ended meanwhile
+            continue
+        if int(group) == pgid and state != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_workers_end_with_their_server_after_kill_9(bundles, media_dir, tmp_path):
+    server = Server(server_config(bundles, tmp_path), tmp_path).start()
+    try:
+        assert post(server, media_dir / "astronaut.jpg", params={"wait": 60}).json()["status"] == "scored"
+        assert len(processes_in_group(server.proc.pid)) >= 2  # the server and its worker
+        os.kill(server.proc.pid, signal.SIGKILL)  # the server alone: no chance to stop its workers
+        server.proc.wait(timeout=30)
+        end = time.monotonic() + 30
+        while (left := processes_in_group(server.proc.pid)) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert left == []
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(server.proc.pid, signal.SIGKILL)  # whatever is left of its group
+        server.kill()
