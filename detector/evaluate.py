@@ -16,6 +16,7 @@ from detector.faces import resolve_device
 from detector.media import MediaError, read_image
 from detector.scoring import ErrorRecord, Scorer, crop_logits
 from detector.metrics import binary_report, by_video
+from detector.plots import write_plots
 
 
 def _crop_items(bundle, rows: list[Row], device: str, status: dict, progress):
@@ -90,26 +91,9 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int =
         "videos": [{"video": k, "label": int(y), "score": round(float(s), 5), "source": source_of[k]}
                    for k, y, s in zip(vkeys, vy, vs)],
     }
+    levels = ("windows", "files") if meta.kind == "audio" else ("frames", "videos")
+    report["plots"] = write_plots(out, meta.kind, dict(zip(levels, ((labels, probs), (vy, vs)))),
+                                  meta.thresholds.model_dump())  # file names, beside this report
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    _roc_png(out / "roc.png", labels, probs, vy, vs)
     return report
 
-
-def _roc_png(path: Path, labels, probs, vy, vs) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for name, y, s in (("frames", labels, probs), ("videos", vy, vs)):
-        if 0 < np.sum(y) < len(y):
-            fpr, tpr, _ = roc_curve(y, s)
-            ax.plot(fpr, tpr, label=f"{name} (n={len(y)})")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

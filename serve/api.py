@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from detector.media import CorruptMedia, MediaError, MediaTooLarge, UnsupportedMedia, probe
-from serve import metrics
+from serve import media, metrics, workbench
 from serve.config import ServeConfig
 from serve.engine import Engine
 from serve.files import FileStore, TooLarge
@@ -29,6 +29,7 @@ from serve.store import ROLES, Conflict, Store, public_item, public_upload
 from serve.webhooks import Refused, Sender, address
 
 UploadId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$", description="upload id")]
+ItemId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 _MEDIA_STATUS = {UnsupportedMedia: 415, MediaTooLarge: 413, CorruptMedia: 422}
 _MULTIPART_SLACK = 64 * 1024  # form boundaries and fields around the file
 _URL = TypeAdapter(AnyHttpUrl)
@@ -65,6 +66,10 @@ class ReviewItem(BaseModel):
     media_type: str | None = None
     decision: str | None = None
     appeal_of: int | None = None  # appeals: the decided item contested
+    score: float | None = None  # the model's score of the upload
+    filename: str | None = None  # as the uploader named it
+    metadata: dict | None = None  # the uploader's metadata
+    uploaded_at: float | None = None
 
 
 class Appeal(BaseModel):
@@ -83,6 +88,10 @@ class Erased(BaseModel):
     erased: list[str]  # what this call erased (empty when it was gone already)
     bytes_erased_at: float | None
     crops_erased_at: float | None
+
+
+class Held(BaseModel):
+    version: int = Field(ge=1, le=2**31 - 1)
 
 
 class Decision(BaseModel):
@@ -168,6 +177,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     app = FastAPI(title="deepfake-detector", version="1", lifespan=lifespan,
                   responses={401: {"model": ApiError}, 403: {"model": ApiError}, 422: {"model": ApiError}})
     app.state.api = api
+    app.include_router(media.router(api))
+    app.include_router(workbench.router(api))
     submit, review, anyone, admin = api.role("submit"), api.role("review"), api.role("submit", "review"), api.role("admin")
 
     @app.exception_handler(HTTPException)
@@ -307,17 +318,39 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         return report
 
     @app.get("/v1/review/items", response_model=list[ReviewItem])
-    def list_items(_: Annotated[Caller, Depends(review)],
+    def list_items(caller: Annotated[Caller, Depends(review)],
                    state: Literal["pending", "claimed", "decided"] = "pending",
-                   limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0, le=10**9)] = 0):
-        """Review items by priority (most suspicious first, then oldest)."""
-        return [public_item(i) for i in api.store.items(state, limit, offset)]
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+                   mine: Annotated[bool, Query(description="only items the caller claimed or decided")] = False):
+        """Review items by priority (most suspicious first, then oldest), with their upload's file name,
+        metadata, score and model decision."""
+        return [public_item(i) for i in api.store.items(state, limit, offset, caller.name if mine else None)]
 
     @app.post("/v1/review/claim", response_model=ItemDetail, responses={204: {"description": "nothing to review"}})
     def claim(reviewer: Annotated[Caller, Depends(review)]):
         """Lease the most urgent pending item to the caller; an expired lease frees it again."""
         item = api.store.claim_item(reviewer.name, cfg.review.lease_s)
         return Response(status_code=204) if item is None else _detail(item)
+
+    @app.post("/v1/review/items/{item_id}/claim", response_model=ItemDetail,
+              responses={404: {"model": ApiError}, 409: {"model": ApiError}})
+    def claim_one(item_id: ItemId, reviewer: Annotated[Caller, Depends(review)]):
+        """Lease this item to the caller, when it is pending (or its lease ran out)."""
+        _found(api.store.item(item_id), "review item")
+        item = api.store.claim_item(reviewer.name, cfg.review.lease_s, item_id)
+        if item is None:
+            raise HTTPException(409, "the item is claimed by someone else, decided, or an appeal of your decision")
+        return _detail(item)
+
+    @app.post("/v1/review/items/{item_id}/release", response_model=ReviewItem,
+              responses={404: {"model": ApiError}, 409: {"model": ApiError}})
+    def release(item_id: ItemId, body: Held, reviewer: Annotated[Caller, Depends(review)]):
+        """Give back an item you hold at `version`, undecided: pending again for anyone."""
+        _found(api.store.item(item_id), "review item")
+        try:
+            return public_item(api.store.release(item_id, reviewer.name, body.version))
+        except Conflict as e:
+            raise HTTPException(409, str(e))
 
     @app.get("/v1/review/items/{item_id}", response_model=ItemDetail, responses={404: {"model": ApiError}})
     def get_item(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], _: Annotated[Caller, Depends(review)]):
@@ -373,6 +406,10 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     @app.get("/review", include_in_schema=False)
     def review_page():
         return HTMLResponse((Path(__file__).parent / "static" / "review.html").read_text())
+
+    @app.get("/review.js", include_in_schema=False)
+    def review_script():
+        return FileResponse(Path(__file__).parent / "static" / "review.js", media_type="text/javascript")
 
     def _detail(item: dict) -> dict:
         folder = api.files.evidence(item["upload_id"])

@@ -33,6 +33,11 @@ class ReviewConfig(Strict):
     lease_s: float = Field(300, gt=0)  # a claimed item returns to the queue after this
     queue_decisions: list[str] = ["likely_fake", "review"]  # Verdict decisions that need a person
     evidence_crops: int = Field(4, ge=0)  # most suspicious face crops kept for reviewers
+    evidence_gap_s: float = Field(3.0, ge=0)  # evidence moments at least this far apart (shorter clips: less)
+    preset_reasons: list[str] = Field([  # keys 1-9 on the review page put one in the reason box
+        "face boundary blends or flickers between frames", "mouth does not follow the speech",
+        "synthetic voice (flat prosody, vocoder artefacts)", "genuine: consistent lighting, motion and sound",
+        "model fooled by compression or low light"], max_length=9)
 
 
 class WebhookConfig(Strict):

@@ -276,16 +276,19 @@ class Engine:
             self._done.notify_all()
 
     def _keep_evidence(self, upload_id: str, scan: Scan, verdict: Verdict, thumbs: dict[int, bytes]) -> None:
-        """The most suspicious face crops, and the frames they came from with the face boxed, as JPEGs."""
+        """The most suspicious face crops, spread over the upload, and the frames they came from with the
+        face boxed, as JPEGs."""
         k = self.cfg.review.evidence_crops
         if not k or verdict.visual is None:
             return
         scored = {(t.track, f.t): f.score for t in verdict.visual.faces for f in t.frames}
         faces = [(scored.get((f.track, round(fr.t, 3)), 0.0), fr, f) for fr in scan.frames for f in fr.faces
                  if f.crop is not None]
+        duration = scan.info.duration_s if scan.info else 0.0
+        gap = min(self.cfg.review.evidence_gap_s, duration / k)
         folder = self.files.evidence(upload_id)
         folder.mkdir(parents=True, exist_ok=True)
-        for i, (score, frame, face) in enumerate(sorted(faces, key=lambda x: -x[0])[:k]):
+        for i, (score, frame, face) in enumerate(spread(faces, k, gap, key=lambda x: (x[0], x[1].t))):
             Image.fromarray(np.ascontiguousarray(face.crop)).save(folder / f"crop{i}.jpg", quality=90)
             meta = {"track": face.track, "t": round(frame.t, 3), "score": round(score, 5)}
             if frame.index in thumbs:
@@ -296,3 +299,13 @@ class Engine:
                 cv2.imwrite(str(folder / f"frame{i}.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 85])
                 meta["frame"] = True
             (folder / f"crop{i}.json").write_text(json.dumps(meta))
+
+
+def spread(candidates: list, k: int, gap: float, key) -> list:
+    """The `k` highest-scoring candidates (`key`: (score, time)) no two within `gap` seconds, by score;
+    ties go to the earlier moment."""
+    chosen: list = []
+    for c in sorted(candidates, key=lambda c: (-key(c)[0], key(c)[1])):
+        if len(chosen) < k and all(abs(key(c)[1] - key(o)[1]) >= gap for o in chosen):
+            chosen.append(c)
+    return chosen

@@ -112,6 +112,13 @@ def _row(r) -> dict | None:
     return None if r is None else dict(r._mapping)
 
 
+def _with_upload():
+    """Review items with what a reviewer sees of their upload."""
+    return (sa.select(review_items, uploads.c.kind.label("media_type"), uploads.c.decision, uploads.c.score,
+                      uploads.c.filename, uploads.c.meta.label("metadata"), uploads.c.created_at.label("uploaded_at"))
+            .join(uploads, uploads.c.id == review_items.c.upload_id))
+
+
 class Store:
     def __init__(self, url: str):
         if url.startswith("sqlite:///"):
@@ -257,25 +264,27 @@ class Store:
                                                detail={"kind": kind, "priority": priority}, at=now))
         return item
 
-    def items(self, state: str, limit: int = 100, offset: int = 0) -> list[dict]:
+    def items(self, state: str, limit: int = 100, offset: int = 0, reviewer: str | None = None) -> list[dict]:
+        """Items in `state` with what a reviewer sees of their upload; `reviewer`: only theirs."""
         now = time.time()
         cond = review_items.c.state == state
         if state == "pending":  # an expired claim is pending again
             cond = cond | ((review_items.c.state == "claimed") & (review_items.c.lease_until < now))
         elif state == "claimed":
             cond = cond & (review_items.c.lease_until >= now)
-        q = (sa.select(review_items, uploads.c.kind.label("media_type"), uploads.c.decision)
-             .join(uploads, uploads.c.id == review_items.c.upload_id).where(cond)
-             .order_by(review_items.c.priority.desc(), review_items.c.created_at).limit(limit).offset(offset))
+        if reviewer is not None:
+            cond = cond & (review_items.c.reviewer == reviewer)
+        q = (_with_upload().where(cond).order_by(review_items.c.priority.desc(), review_items.c.created_at).limit(limit).offset(offset))
         with self.engine.connect() as c:
             return [_row(r) for r in c.execute(q)]
 
     def item(self, item_id: int) -> dict | None:
         with self.engine.connect() as c:
-            return _row(c.execute(sa.select(review_items).where(review_items.c.id == item_id)).first())
+            return _row(c.execute(_with_upload().where(review_items.c.id == item_id)).first())
 
-    def claim_item(self, reviewer: str, lease_s: float) -> dict | None:
-        """The most urgent pending item, leased to `reviewer` (appeals avoid who decided first)."""
+    def claim_item(self, reviewer: str, lease_s: float, item_id: int | None = None) -> dict | None:
+        """The most urgent pending item (or item `item_id`, when pending), leased to `reviewer`; appeals
+        avoid who decided first."""
         now = time.time()
         with self.engine.begin() as c:
             avoid = sa.select(review_items.c.upload_id).where((review_items.c.reviewer == reviewer)
@@ -283,7 +292,8 @@ class Store:
             q = (sa.select(review_items.c.id).where(
                 ((review_items.c.state == "pending") | ((review_items.c.state == "claimed")
                                                         & (review_items.c.lease_until < now)))
-                & ((review_items.c.kind != "appeal") | review_items.c.upload_id.not_in(avoid)))
+                & ((review_items.c.kind != "appeal") | review_items.c.upload_id.not_in(avoid))
+                & ((review_items.c.id == item_id) if item_id is not None else sa.true()))
                 .order_by(review_items.c.priority.desc(), review_items.c.created_at).limit(1))
             got = c.execute(self._skip_locked(q)).first()
             if got is None:
@@ -293,7 +303,7 @@ class Store:
             item = _row(c.execute(sa.select(review_items).where(review_items.c.id == got.id)).first())
             c.execute(audit_events.insert().values(upload_id=item["upload_id"], item_id=item["id"], actor=reviewer,
                                                    action="claimed", detail={"lease_s": lease_s}, at=now))
-        return item
+        return self.item(item["id"])
 
     def decide(self, item_id: int, reviewer: str, label: str, reason: str, version: int) -> dict:
         """Record a decision on an item the reviewer holds at `version`; Conflict when stale."""
@@ -318,6 +328,22 @@ class Store:
                 event_name = "appeal.decided" if kind == "appeal" else "review.decided"
                 self._webhook(c, up, event_name, {"upload": public_upload(up), "review": public_item(item)}, now)
         return item
+
+    def release(self, item_id: int, reviewer: str, version: int) -> dict:
+        """Give back an item the reviewer holds at `version`: pending again for anyone; Conflict when stale."""
+        now = time.time()
+        with self.engine.begin() as c:
+            done = c.execute(review_items.update().where(
+                (review_items.c.id == item_id) & (review_items.c.version == version)
+                & (review_items.c.state == "claimed") & (review_items.c.reviewer == reviewer)
+                & (review_items.c.lease_until >= now)).values(
+                state="pending", reviewer=None, lease_until=None, version=review_items.c.version + 1))
+            if done.rowcount != 1:
+                raise Conflict("the item changed, is not claimed by you, or its lease ran out")
+            item = _row(c.execute(sa.select(review_items).where(review_items.c.id == item_id)).first())
+            c.execute(audit_events.insert().values(upload_id=item["upload_id"], item_id=item_id, actor=reviewer,
+                                                   action="released", detail={}, at=now))
+        return self.item(item_id)
 
     def appeal(self, upload_id: str, client: str, reason: str) -> dict:
         """The uploader contests the last decision: a new item that a different reviewer must take."""
@@ -391,6 +417,12 @@ class Store:
             c.execute(api_keys.insert().values(name=name, key_hash=hash_key(key), roles=",".join(roles), created_at=time.time()))
         return key
 
+    def key_of(self, name: str) -> tuple[str, set[str]] | None:
+        """A key's stored hash and roles, by its name."""
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(api_keys).where(api_keys.c.name == name)).first()
+        return None if r is None else (r.key_hash, set(r.roles.split(",")))
+
     def key_roles(self, key: str) -> tuple[str, set[str]] | None:
         with self.engine.connect() as c:
             r = c.execute(sa.select(api_keys).where(api_keys.c.key_hash == hash_key(key))).first()
@@ -440,6 +472,7 @@ def public_upload(up: dict) -> dict[str, Any]:
 
 def public_item(item: dict) -> dict[str, Any]:
     keys = ("id", "upload_id", "kind", "priority", "state", "version", "reviewer", "lease_until", "label", "reason",
-            "created_at", "decided_at", "media_type", "decision", "appeal_of")
+            "created_at", "decided_at", "media_type", "decision", "appeal_of", "score", "filename", "metadata",
+            "uploaded_at")
     return {k: item[k] for k in keys if k in item}
 

@@ -175,7 +175,7 @@ def browser():
 
 def review_page(browser, server: "Server", reviewer: str, ready: str = "#queue tr.item"):
     """The reviewer page signed in with `reviewer`'s key, once `ready` shows in its queue."""
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page = browser.new_page(viewport={"width": 1366, "height": 900})  # a common laptop screen
     page.goto(f"{server.url}/review")
     page.fill("#key", KEYS[reviewer])
     page.click("#save-key")
@@ -183,7 +183,7 @@ def review_page(browser, server: "Server", reviewer: str, ready: str = "#queue t
     return page
 
 
-KEYS = {name: f"{name}-key-0123456789abcdef" for name in ("uploader", "alice", "bob", "admin")}
+KEYS = {name: f"{name}-key-0123456789abcdef" for name in ("uploader", "alice", "bob", "carol", "dave", "admin")}
 
 
 def free_port() -> int:
@@ -198,7 +198,8 @@ def server_config(bundles: tuple[Path, Path], folder: Path, **changes) -> dict:
            "visual": str(bundles[0]), "audio": str(bundles[1]), "sampling": {"frames": 8},
            "engine": {"workers": 1, "max_wait_ms": 20, "job_lease_s": 3},
            "api_keys": {name: {"key": KEYS[name], "roles": [role]} for name, role in
-                        (("uploader", "submit"), ("alice", "review"), ("bob", "review"), ("admin", "admin"))}}
+                        (("uploader", "submit"), ("alice", "review"), ("bob", "review"), ("carol", "review"),
+                                         ("dave", "review"), ("admin", "admin"))}}
     for k, v in changes.items():
         cfg[k] = cfg[k] | v if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
     return cfg

@@ -1,67 +1,241 @@
-"""The reviewer page in headless Chromium (Debian's, driven by Playwright): claim, look, decide by key."""
+"""The reviewer workbench in headless Chromium (Debian's, driven by Playwright) at 1366x900: media
+that plays and seeks, charts linked to the player, evidence, the queue, "mine", keyboard flow.
+Screenshots of a video, an audio and an image item land in out/test-artifacts/."""
 
 from __future__ import annotations
+
+import json
+import re
+from itertools import combinations
 
 import httpx
 import pytest
 from conftest import KEYS, ROOT, Server, review_page, server_config
+from playwright.sync_api import expect
+
+from detector import samples
 
 pytestmark = pytest.mark.slow
+SHOTS = ROOT / "out" / "test-artifacts"
+PRESETS = ["lips lag the voice", "genuine recording"]
+UPLOADS = ["talk.webm", "spread.webm", "sweep.wav", "photo.jpg", "appeal.jpg", "keys.png", "held1.webp", "held2.bmp",
+           "look.gif"]  # each test takes its own
 
 
-def test_a_reviewer_claims_sees_evidence_and_decides_from_the_keyboard(bundles, browser, media_dir, tmp_path):
-    server = Server(server_config(bundles, tmp_path), tmp_path).start()
-    try:
-        with httpx.Client(headers={"X-API-Key": KEYS["uploader"]}, timeout=120) as c:
-            for name in ("pan.mp4", "astronaut.jpg"):
-                r = c.post(f"{server.url}/v1/uploads", params={"wait": 60}, content=(media_dir / name).read_bytes())
-                assert r.json()["status"] == "scored"
-        page = review_page(browser, server, "alice", ready="#queue tr.item >> nth=1")  # both uploads wait
-        assert page.locator("#queue tr.item").count() == 2
-        page.keyboard.press("n")  # claim the most suspicious
-        page.wait_for_selector("#detail:not(.hidden)")
-        page.wait_for_function("document.querySelectorAll('#thumbs img').length > 0 && "
-                               "[...document.querySelectorAll('#thumbs img')].every(i => i.complete && i.naturalWidth > 0)")
-        page.wait_for_function("document.querySelectorAll('#frames img').length > 0 && "
-                               "[...document.querySelectorAll('#frames img')].every(i => i.complete && i.naturalWidth > 0)")
-        item_id = int(page.inner_text("#item-id").lstrip("#"))
-        claimed = httpx.get(f"{server.url}/v1/review/items/{item_id}", headers={"X-API-Key": KEYS["alice"]}).json()
-        is_video = claimed["upload"]["media_type"] == "video"
-        assert page.locator("#timeline polyline.track").count() == len(claimed["upload"]["verdict"]["visual"]["faces"])
-        if is_video:  # the clip's voice track is drawn segment by segment
-            assert page.locator("#segments span").count() == len(claimed["upload"]["verdict"]["audio"]["segments"])
-        page.keyboard.press("f")  # no reason yet: refused
-        assert "reason" in page.inner_text("#status")
-        page.fill("#reason", "warped ear between frames")
-        page.locator("h3").first.click()  # leave the text box: shortcuts work again
-        shot = ROOT / "out" / "test-artifacts" / "review_page.png"
-        shot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shot), full_page=True)
-        page.keyboard.press("f")
-        page.wait_for_function("document.getElementById('status').textContent.includes('confirmed_fake')")
-        assert page.locator("#queue tr.item").count() == 1
-        # the uploader appeals; another reviewer sees it with the first decision and its reason
-        upload_id = claimed["upload"]["id"]
-        r = httpx.post(f"{server.url}/v1/uploads/{upload_id}/appeal", json={"reason": "it is really me"},
-                       headers={"X-API-Key": KEYS["uploader"]})
-        assert r.status_code == 201
-        bob = review_page(browser, server, "bob", ready="#queue td.appeal")
-        bob.keyboard.press("n")
-        bob.wait_for_selector("#appeal:not(.hidden)")
-        text = bob.inner_text("#appeal")
-        assert "it is really me" in text and "confirmed_fake by alice" in text and "warped ear" in text
-        assert bob.locator("#appeal-buttons").is_visible() and not bob.locator("#detection-buttons").is_visible()
-        bob.screenshot(path=str(shot.with_name("review_page_appeal.png")), full_page=True)
-        bob.fill("#reason", "second photo matches")
-        bob.locator("h3").first.click()
-        bob.keyboard.press("o")
-        bob.wait_for_function("document.getElementById('status').textContent.includes('overturned')")
-        page.close()
-        bob.close()
-        print(f"screenshot: {shot}")
-        assert shot.stat().st_size > 10_000
-        item = httpx.get(f"{server.url}/v1/review/items/{item_id}", headers={"X-API-Key": KEYS["alice"]}).json()["item"]
-        assert (item["state"], item["label"], item["reviewer"]) == ("decided", "confirmed_fake", "alice")
-        assert item["reason"] == "warped ear between frames"
-    finally:
-        server.kill()
+@pytest.fixture(scope="module")
+def workbench(bundles, media_dir, tmp_path_factory):
+    """One server with one upload of each kind (and a few photos), every one queued for review."""
+    tmp = tmp_path_factory.mktemp("workbench")
+    face = samples.astronaut()
+    samples.write_video(tmp / "talk.webm", samples.moving_crop(face, 100), fps=10, audio=samples.chirp(10.0))
+    (tmp / "spread.webm").write_bytes((tmp / "talk.webm").read_bytes())
+    samples.write_audio(tmp / "sweep.wav", samples.chirp(4.0))
+    for name, source in (("photo.jpg", "astronaut.jpg"), ("appeal.jpg", "astronaut.jpg"), ("keys.png", "astronaut.png"), ("held1.webp", "astronaut.webp"),
+                         ("held2.bmp", "astronaut.bmp"), ("look.gif", "astronaut.gif")):
+        (tmp / name).write_bytes((media_dir / source).read_bytes())
+    cfg = server_config(bundles, tmp, review={"queue_decisions": ["likely_fake", "review", "clear"],
+                                              "preset_reasons": PRESETS})
+    server = Server(cfg, tmp).start()
+    ids = {name: upload(server, tmp / name) for name in UPLOADS}
+    server.ids, server.folder = ids, tmp
+    yield server
+    server.kill()
+
+
+def upload(server: Server, path) -> str:
+    r = httpx.post(f"{server.url}/v1/uploads", params={"wait": 120}, headers={"X-API-Key": KEYS["uploader"]},
+                   files={"file": (path.name, path.read_bytes())},
+                   data={"metadata": json.dumps({"channel": "newsdesk"})}, timeout=180)
+    assert r.json()["status"] == "scored", r.text
+    return r.json()["id"]
+
+
+@pytest.fixture
+def page_of(browser, workbench):
+    pages = []
+
+    def open_page(reviewer: str):
+        pages.append(review_page(browser, workbench, reviewer))
+        return pages[-1]
+
+    yield open_page
+    for p in pages:
+        p.close()
+
+
+def claim(page, name: str) -> None:
+    """Open a queued upload's item from the queue, then claim it from the page."""
+    page.locator("#queue tr.item", has_text=name).click()
+    page.click("#claim-this")
+    expect(page.locator("#readonly")).to_be_hidden()
+
+
+def fits_the_screen(page, selectors: list[str]) -> None:
+    """Nothing scrolls at 1366x900 and each of `selectors` is visible inside the window."""
+    assert page.evaluate("document.documentElement.scrollHeight <= innerHeight && "
+                         "document.querySelector('main').scrollHeight <= document.querySelector('main').clientHeight")
+    for sel in selectors:
+        box = page.locator(sel).first.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 900, sel
+
+
+def test_media_bytes_go_to_reviewers_with_range_and_never_to_submitters(workbench):
+    uid, raw = workbench.ids["talk.webm"], (workbench.folder / "talk.webm").read_bytes()
+    url = f"{workbench.url}/v1/review/media/{uid}"
+    r = httpx.get(url, headers={"X-API-Key": KEYS["alice"], "Range": "bytes=100-199"})
+    assert (r.status_code, r.headers["content-range"], r.content) == (206, f"bytes 100-199/{len(raw)}", raw[100:200])
+    assert r.headers["content-type"] == "video/webm"
+    assert httpx.get(url, headers={"X-API-Key": KEYS["uploader"]}).status_code == 403
+    assert httpx.get(f"{url}/link", headers={"X-API-Key": KEYS["uploader"]}).status_code == 403
+    link = httpx.get(f"{url}/link", headers={"X-API-Key": KEYS["alice"]}).json()["url"]
+    played = httpx.get(workbench.url + link, headers={"Range": "bytes=0-9"})  # what <video src> does: no key header
+    assert (played.status_code, played.content) == (206, raw[:10])
+    assert httpx.get(workbench.url + link.replace(uid, workbench.ids["sweep.wav"])).status_code == 403  # one upload each
+
+
+def test_queue_shows_columns_opens_read_only_and_claims(page_of, workbench):
+    page = page_of("carol")
+    row = page.locator("#queue tr.item", has_text="look.gif")
+    expect(row).to_contain_text(re.compile(r"\d+ (s|min)\s*look\.gif\s*image\s*(review|likely_fake|clear)\s*\d\.\d{3}"))
+    expect(row.locator("td.meta")).to_have_text("channel: newsdesk")
+    row.click()
+    expect(page.locator("#readonly")).to_be_visible()
+    expect(page.locator("#file-name")).to_have_text("look.gif")
+    expect(page.locator("button[data-label=confirmed_fake]")).to_be_disabled()
+    page.keyboard.press("f")
+    expect(page.locator("#status")).to_contain_text("read-only")
+    page.click("#claim-this")
+    expect(page.locator("button[data-label=confirmed_fake]")).to_be_enabled()
+    expect(page.locator("#mine tr.item", has_text="look.gif")).to_have_count(1)
+
+
+def test_video_player_and_chart_follow_each_other_with_faces_boxed(page_of, workbench):
+    page = page_of("alice")
+    claim(page, "talk.webm")
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    verdict = httpx.get(f"{workbench.url}/v1/uploads/{workbench.ids['talk.webm']}",
+                        headers={"X-API-Key": KEYS["alice"]}).json()["verdict"]
+    faces = verdict["visual"]["faces"]
+    expect(page.locator("#timeline polyline.track")).to_have_count(len(faces))
+    expect(page.locator("#legend .legend-item")).to_have_count(len(faces))
+    assert page.locator("#timeline .tick-y").all_text_contents() == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    ticks = page.locator("#timeline .tick-x").all_text_contents()
+    assert ticks[0] == "0 s" and "10 s" in ticks  # a 10 s clip
+    assert page.locator("#timeline .threshold-label").all_text_contents() == ["likely fake 0.99", "review 0"]
+    expect(page.locator("#voice rect.segment")).to_have_count(len(verdict["audio"]["segments"]))
+    expect(page.locator("#voice-legend")).to_contain_text("voice score")
+    box = page.locator("#timeline").bounding_box()  # click the chart at 5 s: the player seeks there
+    page.mouse.click(box["x"] + box["width"] * (40 + 5 / page.evaluate("player.duration") * (760 - 150)) / 760,
+                     box["y"] + 60)
+    page.wait_for_function("Math.abs(player.currentTime - 5) < 0.2")
+    first = faces[0]["frames"][0]
+    page.evaluate(f"player.currentTime = {first['t']}")  # the player moves: the playhead and the boxes follow
+    expect(page.locator("#timeline .playhead")).to_have_attribute("data-t", f"{first['t']:.3f}")
+    expect(page.locator("#boxes rect.face").first).to_have_attribute("x", f"{first['box'][0]:g}")
+    fits_the_screen(page, ["#player", "#timeline", "#voice", "#reason", "button[data-label=cleared]", "#evidence figure"])
+    page.wait_for_function("!player.seeking && player.readyState >= 2")  # the frame the boxes belong to is painted
+    page.screenshot(path=str(SHOTS / "review_video.png"))
+
+
+def test_evidence_is_spread_over_the_clip_and_enlarges(page_of, workbench):
+    page = page_of("bob")
+    page.locator("#queue tr.item", has_text="spread.webm").click()
+    figures = page.locator("#evidence figure")
+    expect(figures.first).to_be_visible()
+    times = [float(t.split(" s")[0]) for t in figures.locator("figcaption").all_inner_texts()]
+    assert len(times) >= 2 and all(abs(a - b) >= 2.5 for a, b in combinations(times, 2))  # 10 s clip, 4 crops
+    figures.nth(1).click()
+    expect(page.locator("#zoom")).to_be_visible()
+    expect(page.locator("#zoom-caption")).to_have_text(figures.nth(1).locator("figcaption").inner_text())
+    page.wait_for_function("document.querySelector('#zoom img').naturalWidth > 0")
+    assert page.locator("#zoom img").bounding_box()["width"] > 2 * figures.first.locator("img").bounding_box()["width"]
+    page.wait_for_function(f"Math.abs(player.currentTime - {times[1]}) < 0.05")  # and the player went there
+
+
+def test_audio_only_item_gets_a_player_and_voice_chart_but_no_faces(page_of, workbench):
+    page = page_of("alice")
+    claim(page, "sweep.wav")
+    page.wait_for_function("document.getElementById('player').tagName === 'AUDIO' && player.readyState >= 1")
+    expect(page.locator("#evidence-col")).to_be_hidden()
+    expect(page.locator("#legend .legend-item")).to_have_text("voice")
+    assert page.locator("#timeline .threshold-label").all_text_contents() == ["likely fake 1", "review 1"]
+    expect(page.locator("#voice rect.segment").first).to_be_visible()
+    fits_the_screen(page, ["#player", "#timeline", "#voice", "#reason", "button[data-label=cleared]"])
+    page.screenshot(path=str(SHOTS / "review_audio.png"))
+
+
+def test_image_item_shows_the_photo_with_faces_boxed_and_no_timeline(page_of, workbench):
+    page = page_of("alice")
+    claim(page, "photo.jpg")
+    expect(page.locator("#boxes rect.face")).to_have_count(1)
+    expect(page.locator("#charts")).to_be_hidden()
+    expect(page.locator("#evidence figure").first).to_be_visible()
+    fits_the_screen(page, ["#player", "#reason", "button[data-label=cleared]", "#evidence figure"])
+    page.screenshot(path=str(SHOTS / "review_image.png"))
+
+
+def test_shortcuts_rest_while_typing_presets_fill_and_ctrl_enter_submits(page_of, workbench):
+    page = page_of("bob")
+    claim(page, "keys.png")
+    page.click("#reason")
+    page.keyboard.type("fine")  # "f" and "e" are shortcuts outside the box, letters inside it
+    expect(page.locator("#reason")).to_have_value("fine")
+    expect(page.locator("#mine tr.item", has_text="keys.png")).to_have_count(1)  # nothing was decided
+    page.keyboard.press("Escape")
+    page.keyboard.press("2")  # the deployment's second preset reason
+    expect(page.locator("#reason")).to_have_value(PRESETS[1])
+    page.fill("#reason", "")
+    page.keyboard.press("Escape")
+    page.keyboard.press("c")  # no reason yet: the label waits in the box
+    expect(page.locator("#reason")).to_be_focused()
+    page.keyboard.type("lighting is consistent")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#status")).to_contain_text("cleared")
+    item = httpx.get(f"{workbench.url}/v1/review/items?state=decided", headers={"X-API-Key": KEYS["bob"]}).json()
+    assert [(i["label"], i["reason"]) for i in item if i["upload_id"] == workbench.ids["keys.png"]] == [
+        ("cleared", "lighting is consistent")]
+
+
+def test_mine_survives_a_reload_counts_down_and_releases(page_of, workbench):
+    page = page_of("dave")
+    claim(page, "held1.webp")
+    claim(page, "held2.bmp")
+    page.reload()  # the key stays in this tab's session
+    held = page.locator("#mine tr.item")
+    expect(held).to_have_count(2)
+    expect(held.first.locator(".lease")).to_have_text(re.compile(r"^[45]:\d\d$"))  # 5 min leases
+    page.keyboard.press("n")  # held items come first, not "nothing to review"
+    expect(page.locator("#file-name")).to_have_text(re.compile(r"held[12]\."))
+    held.filter(has_text="held1.webp").get_by_role("button", name="Release").click()
+    expect(held).to_have_count(1)
+    expect(page.locator("#queue tr.item", has_text="held1.webp")).to_have_count(1)
+
+
+def test_the_queue_refreshes_itself(page_of, workbench):
+    page = page_of("carol")
+    expect(page.locator("#queue tr.item", has_text="late.jpg")).to_have_count(0)
+    (workbench.folder / "late.jpg").write_bytes((workbench.folder / "photo.jpg").read_bytes())
+    upload(workbench, workbench.folder / "late.jpg")
+    expect(page.locator("#queue tr.item", has_text="late.jpg")).to_have_count(1, timeout=15_000)
+
+
+def test_an_appeal_goes_to_another_reviewer_with_the_first_decision(page_of, workbench):
+    alice = page_of("alice")
+    claim(alice, "appeal.jpg")
+    alice.fill("#reason", "warped ear between frames")
+    alice.keyboard.press("Escape")
+    alice.keyboard.press("f")
+    expect(alice.locator("#status")).to_contain_text("confirmed_fake")
+    r = httpx.post(f"{workbench.url}/v1/uploads/{workbench.ids['appeal.jpg']}/appeal", json={"reason": "it is really me"},
+                   headers={"X-API-Key": KEYS["uploader"]})
+    assert r.status_code == 201
+    bob = page_of("bob")
+    claim(bob, "appeal.jpg")
+    expect(bob.locator("#appeal")).to_contain_text('"it is really me". First decision: confirmed_fake by alice, '
+                                                   '"warped ear between frames"')
+    expect(bob.locator("#appeal-buttons")).to_be_visible()
+    expect(bob.locator("#detection-buttons")).to_be_hidden()
+    bob.fill("#reason", "second photo matches")
+    bob.keyboard.press("Escape")
+    bob.keyboard.press("o")
+    expect(bob.locator("#status")).to_contain_text("overturned")

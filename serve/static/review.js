@@ -1,0 +1,377 @@
+"use strict";
+// The reviewer workbench: queue and held items, the upload with its score charts, evidence, decision.
+const REFRESH_MS = 5000;  // the queue and "mine" reload this often
+const W = 760, L = 40, R = 110;  // chart geometry (viewBox units): plot spans L..W-R
+const COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#e377c2"];  // not the thresholds' red and orange
+let key = sessionStorage.getItem("apiKey") || "";
+let settings = null;  // who I am, thresholds, preset reasons
+let current = null;  // the item open: its detail, and whether I hold it
+let mine = [];  // items I hold
+let chosen = null;  // the label picked, submitted by Ctrl+Enter
+let player = null;  // the <video>, <audio> or <img> of the open item
+const $ = (id) => document.getElementById(id);
+const say = (msg) => { $("status").textContent = msg; };
+const el = (tag, props = {}, ...kids) => { const e = Object.assign(document.createElement(tag), props); e.append(...kids); return e; };
+const svg = (tag, attrs, text) => {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+const now = () => Date.now() / 1000;
+const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+const age = (t) => { const s = now() - t; return s < 60 ? `${Math.round(s)} s` : s < 3600 ? `${Math.round(s / 60)} min` : s < 86400 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`; };
+const described = (m) => Object.entries(m || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+const heat = (p) => p === null ? "#ccc" : `hsl(${Math.round(120 * (1 - p))} ${p > 0.5 ? 70 : 65}% 43%)`;
+
+async function api(path, options = {}) {
+  const r = await fetch(path, {...options, headers: {...(options.headers || {}), "X-API-Key": key}});
+  if (r.status === 204) return null;
+  const body = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.blob();
+  if (!r.ok) throw new Error(`${r.status}: ${body.detail || body.error || "error"}`);
+  return body;
+}
+const post = (path, body) => api(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+
+// queue and held items
+
+function queueRow(it) {
+  const meta = described(it.metadata);
+  const tr = el("tr", {className: "item", title: `open item #${it.id} (read-only until claimed)`},
+    el("td", {className: it.kind === "appeal" ? "appeal" : "", textContent: it.kind === "appeal" ? `${it.id} appeal` : it.id}),
+    el("td", {textContent: age(it.uploaded_at)}), el("td", {textContent: it.filename || it.upload_id.slice(0, 8), title: it.upload_id}),
+    el("td", {textContent: it.media_type}), el("td", {textContent: it.decision ?? "-"}),
+    el("td", {textContent: it.score?.toFixed(3) ?? "-"}), el("td", {className: "meta", textContent: meta, title: meta}));
+  tr.dataset.id = it.id;
+  tr.onclick = () => open(it.id).catch((e) => say(e.message));
+  return tr;
+}
+
+function mineRow(it) {
+  const release = el("button", {textContent: "Release", onclick: (ev) => { ev.stopPropagation(); releaseItem(it); }});
+  const tr = el("tr", {className: "item"}, el("td", {textContent: it.id}),
+    el("td", {textContent: it.filename || it.upload_id.slice(0, 8)}), el("td", {className: "lease"}), el("td", {}, release));
+  tr.dataset.id = it.id;
+  tr.dataset.until = it.lease_until;
+  tr.onclick = () => open(it.id).catch((e) => say(e.message));
+  return tr;
+}
+
+async function refresh() {
+  const [pending, held] = await Promise.all([api("/v1/review/items?state=pending"), api("/v1/review/items?state=claimed&mine=true")]);
+  mine = held;
+  $("queue").replaceChildren(...pending.map(queueRow));
+  $("mine").replaceChildren(...held.map(mineRow));
+  $("count").textContent = `${pending.length} pending`;
+  $("mine-count").textContent = `(${held.length} held)`;
+  markOpen();
+  tick();
+}
+
+function tick() {  // lease countdowns, each second
+  for (const tr of $("mine").children) tr.querySelector(".lease").textContent = clock(Math.max(0, tr.dataset.until - now()));
+  if (current?.held) {
+    const left = current.detail.item.lease_until - now();
+    $("lease").textContent = left > 0 ? `lease ${clock(left)}` : "lease expired";
+    if (left <= 0) setHeld(false);
+  }
+}
+
+function markOpen() {
+  for (const tr of document.querySelectorAll("tr.item")) tr.classList.toggle("open", +tr.dataset.id === current?.detail.item.id);
+}
+
+// the open item
+
+async function open(id) { await show(await api(`/v1/review/items/${id}`)); }
+
+function setHeld(held) {
+  current.held = held;
+  $("readonly").classList.toggle("hidden", held);
+  $("lease").classList.toggle("hidden", !held);
+  for (const b of document.querySelectorAll("footer button")) b.disabled = !held;
+  $("reason").disabled = !held;
+}
+
+async function show(detail) {
+  const {item, upload, evidence} = detail;
+  const held = item.state === "claimed" && item.reviewer === settings.reviewer && item.lease_until > now();
+  current = {detail, held};
+  chosen = null;
+  document.body.dataset.media = upload.media_type;
+  $("detail").classList.remove("hidden");
+  $("item-id").textContent = `#${item.id}`;
+  $("item-kind").textContent = item.kind === "appeal" ? "(appeal)" : "";
+  $("file-name").textContent = item.filename || upload.id;
+  $("media-type").textContent = upload.media_type;
+  $("model-decision").textContent = upload.verdict?.decision ?? "-";
+  $("model-score").textContent = upload.verdict?.score?.toFixed(3) ?? "-";
+  $("metadata").textContent = described(upload.metadata) || "no metadata";
+  $("provenance").textContent = provenance(upload.verdict);
+  const appeal = detail.appeal;
+  $("appeal").classList.toggle("hidden", !appeal);
+  $("detection-buttons").classList.toggle("hidden", !!appeal);
+  $("appeal-buttons").classList.toggle("hidden", !appeal);
+  if (appeal) {
+    const d = appeal.first_decision;
+    $("appeal").textContent = `Appeal: "${appeal.reason}". First decision: ${d.label} by ${d.reviewer}, "${d.reason}".`;
+  }
+  document.querySelectorAll("button[data-label]").forEach((b) => b.setAttribute("aria-pressed", "false"));
+  setHeld(held);
+  tick();
+  markOpen();
+  await Promise.all([showMedia(upload), showEvidence(evidence)]);
+}
+
+function provenance(verdict) {
+  const p = verdict?.provenance;
+  if (!p) return "no C2PA manifest";
+  return `C2PA manifest: ${p.state}` + (p.declared_ai ? ", declares AI-generated media" : "") +
+    (p.claim_generator ? `, made with ${p.claim_generator}` : "") + (p.signer ? `, signed by ${p.signer}` : "") +
+    (p.failures.length ? ` (${p.failures.join(", ")})` : "") +
+    (verdict.decided_by === "provenance" ? ". The manifest, not the models, set this decision." : "");
+}
+
+async function showMedia(upload) {
+  const tag = {video: "video", audio: "audio", image: "img"}[upload.media_type];
+  player = el(tag, {id: "player"});
+  const boxes = svg("svg", {id: "boxes"});
+  $("stage").replaceChildren(player, boxes);
+  if (tag !== "img") Object.assign(player, {controls: true, preload: "auto"});
+  const update = () => { drawPlayhead(); drawBoxes(upload.verdict); };
+  for (const ev of ["timeupdate", "seeked", "loadedmetadata", "load"]) player.addEventListener(ev, update);
+  player.addEventListener("loadedmetadata", () => drawCharts(upload.verdict));
+  drawCharts(upload.verdict);
+  try {
+    player.src = (await api(`/v1/review/media/${upload.id}/link`)).url;  // plays with Range, no key header
+  } catch (e) { say(`media: ${e.message}`); }
+}
+
+function showEvidence(evidence) {
+  return Promise.all([...evidence].sort((a, b) => a.t - b.t).map(async (e) => {
+    const img = el("img", {alt: `face ${e.track + 1} at ${e.t} s`});
+    img.src = URL.createObjectURL(await api(e.url));  // evidence needs the key: fetched, not linked
+    const caption = `${e.t.toFixed(1)} s · ${e.score.toFixed(3)} · face ${e.track + 1}`;
+    const fig = el("figure", {className: "evidence", tabIndex: 0, title: "enlarge and seek here"}, img, el("figcaption", {textContent: caption}));
+    fig.onclick = () => enlarge(e, caption, img.src);
+    return fig;
+  })).then((figs) => $("evidence").replaceChildren(...figs));
+}
+
+async function enlarge(e, caption, cropSrc) {
+  const img = $("zoom").querySelector("img");
+  img.src = e.frame_url ? URL.createObjectURL(await api(e.frame_url)) : cropSrc;
+  img.alt = `frame at ${e.t} s, face boxed`;
+  $("zoom-caption").textContent = caption;
+  $("zoom").showModal();
+  seek(e.t);
+}
+
+// charts: time axis in seconds, score 0-1, thresholds, one line per face track, voice segments
+
+function duration(verdict) {
+  const ts = [...(verdict?.visual?.faces || []).flatMap((f) => f.frames.map((x) => x.t)),
+    ...(verdict?.audio?.segments || []).map((s) => s.end)];
+  return (player && isFinite(player.duration) && player.duration) || Math.max(1, ...ts);
+}
+const xOf = (t, end) => L + (t / end) * (W - L - R);
+
+function timeAxis(g, end, y) {
+  const step = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600].find((s) => end / s <= 10) || 1200;
+  for (let t = 0; t <= end + 1e-9; t += step) {
+    g.append(svg("line", {x1: xOf(t, end), x2: xOf(t, end), y1: y, y2: y + 4, stroke: "#666"}),
+      svg("text", {x: xOf(t, end), y: y + 14, "text-anchor": "middle", class: "tick-x"}, `${+t.toFixed(1)} s`));
+  }
+  g.append(svg("line", {x1: L, x2: W - R, y1: y, y2: y, stroke: "#666"}));
+}
+
+function series(verdict) {
+  if (verdict?.media_type === "audio") {
+    const voiced = (verdict.audio?.segments || []).filter((s) => s.score !== null);
+    return [{name: "voice", points: voiced.map((s) => ({t: (s.start + s.end) / 2, score: s.score}))}];
+  }
+  return (verdict?.visual?.faces || []).map((f) => ({name: `face ${f.track + 1} (${f.score.toFixed(3)})`, points: f.frames}));
+}
+
+function drawCharts(verdict) {
+  const end = duration(verdict), H = 170, top = 8, bottom = 148;
+  const yOf = (p) => bottom - p * (bottom - top);
+  const chart = $("timeline");
+  chart.replaceChildren();
+  for (const p of [0, 0.25, 0.5, 0.75, 1]) {
+    chart.append(svg("line", {x1: L, x2: W - R, y1: yOf(p), y2: yOf(p), stroke: "#eee"}),
+      svg("text", {x: L - 4, y: yOf(p) + 4, "text-anchor": "end", class: "tick-y"}, p.toFixed(2)));
+  }
+  chart.append(svg("text", {x: 10, y: (top + bottom) / 2, transform: `rotate(-90 10 ${(top + bottom) / 2})`, "text-anchor": "middle"}, "score"));
+  timeAxis(chart, end, bottom);
+  const thresholds = settings.thresholds[verdict?.media_type === "audio" ? "audio" : "visual"] || {};
+  let labelY = -Infinity;  // equal thresholds: labels one under the other
+  for (const [name, t] of Object.entries(thresholds)) {
+    labelY = Math.max(yOf(t) + 4, labelY + 13);
+    chart.append(svg("line", {x1: L, x2: W - R, y1: yOf(t), y2: yOf(t), stroke: name === "likely_fake" ? "#c00" : "#e90",
+      "stroke-dasharray": "5 3", class: "threshold"}),
+      svg("text", {x: W - R + 4, y: labelY, class: "threshold-label"}, `${name.replace("_", " ")} ${t}`));
+  }
+  const lines = series(verdict);
+  lines.forEach((s, i) => {
+    const pts = s.points.map((p) => `${xOf(p.t, end)},${yOf(p.score)}`).join(" ");
+    chart.append(svg("polyline", {class: "track", fill: "none", stroke: COLOURS[i % COLOURS.length], "stroke-width": 2, points: pts}));
+    s.points.forEach((p) => chart.append(svg("circle", {cx: xOf(p.t, end), cy: yOf(p.score), r: 2.5, fill: COLOURS[i % COLOURS.length]})));
+  });
+  $("legend").replaceChildren(...lines.map((s, i) => el("span", {className: "legend-item"},
+    el("i", {style: `background:${COLOURS[i % COLOURS.length]}`}), s.name)),
+    el("span", {}, el("i", {style: "background:#c00"}), "likely_fake threshold"), el("span", {}, el("i", {style: "background:#e90"}), "review threshold"),
+    el("span", {className: "meta", textContent: lines.length ? "click a chart to seek" : "no face found"}));
+  drawVoice(verdict, end);
+  drawPlayhead();
+}
+
+function drawVoice(verdict, end) {
+  const segs = verdict?.audio?.segments || [];
+  const band = $("voice");
+  band.replaceChildren(svg("text", {x: L - 4, y: 20, "text-anchor": "end"}, "voice"));
+  segs.forEach((s, i) => {  // overlapping windows: each drawn until the next one starts
+    const label = `${s.start}-${s.end} s: ${s.score === null ? "no speech" : s.score.toFixed(3)}`;
+    const stop = Math.min(s.end, segs[i + 1]?.start ?? s.end);
+    const rect = svg("rect", {class: "segment", x: xOf(s.start, end), width: Math.max(1, xOf(stop, end) - xOf(s.start, end) - 1),
+      y: 6, height: 22, fill: heat(s.score)});
+    rect.append(svg("title", {}, label));
+    band.append(rect);
+  });
+  timeAxis(band, end, 32);
+  $("voice-legend").replaceChildren(...(segs.length ? [el("span", {}, "voice score: 0 ", el("i", {className: "scale"}), " 1"),
+    el("span", {}, el("i", {style: "background:#ccc;height:10px"}), "no speech")] : [el("span", {textContent: "no sound track"})]));
+}
+
+function drawPlayhead() {
+  const t = player && player.tagName !== "IMG" ? player.currentTime : 0;
+  const end = duration(current?.detail.upload.verdict);
+  for (const [chart, h] of [[$("timeline"), 148], [$("voice"), 32]]) {
+    chart.querySelector(".playhead")?.remove();
+    chart.append(svg("line", {class: "playhead", x1: xOf(t, end), x2: xOf(t, end), y1: 0, y2: h, stroke: "#000", "stroke-width": 1.5, "data-t": t.toFixed(3)}));
+  }
+}
+
+function drawBoxes(verdict) {  // faces boxed on the frame at the playhead (the nearest sampled frame)
+  const boxes = $("boxes"), w = player.videoWidth || player.naturalWidth, h = player.videoHeight || player.naturalHeight;
+  if (!boxes || !w) return;
+  boxes.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  boxes.replaceChildren();
+  const faces = verdict?.visual?.faces || [];
+  const times = [...new Set(faces.flatMap((f) => f.frames.map((x) => x.t)))].sort((a, b) => a - b);
+  const step = times.length > 1 ? (times.at(-1) - times[0]) / (times.length - 1) : Infinity;
+  const t = player.tagName === "IMG" ? 0 : player.currentTime;
+  faces.forEach((f, i) => {
+    const near = f.frames.reduce((a, b) => (Math.abs(b.t - t) < Math.abs(a.t - t) ? b : a));
+    if (Math.abs(near.t - t) > step / 2 + 0.05) return;
+    const [x1, y1, x2, y2] = near.box, c = COLOURS[i % COLOURS.length];
+    boxes.append(svg("rect", {class: "face", x: x1, y: y1, width: x2 - x1, height: y2 - y1, fill: "none", stroke: c, "stroke-width": Math.max(2, w / 250)}),
+      svg("text", {x: x1, y: Math.max(12, y1 - 4), style: `fill:${c};font-size:${Math.max(12, w / 40)}px`}, `face ${f.track + 1} · ${near.score.toFixed(3)}`));
+  });
+}
+
+function seek(t) {
+  if (player && player.tagName !== "IMG") player.currentTime = t;
+}
+
+function seekFromClick(ev) {
+  const box = ev.currentTarget.getBoundingClientRect();
+  const end = duration(current?.detail.upload.verdict);
+  const x = ((ev.clientX - box.left) / box.width) * W;
+  seek(Math.min(end, Math.max(0, ((x - L) / (W - L - R)) * end)));
+}
+
+// claiming and deciding
+
+async function next() {
+  const held = mine.find((it) => it.id !== current?.detail.item.id);
+  if (held) return open(held.id);
+  const detail = await api("/v1/review/claim", {method: "POST"});
+  if (!detail) { say("nothing to review"); return; }
+  await show(detail);
+  say(`claimed item #${detail.item.id}`);
+  await refresh();
+}
+
+async function claimThis() {
+  await show(await api(`/v1/review/items/${current.detail.item.id}/claim`, {method: "POST"}));
+  say(`claimed item #${current.detail.item.id}`);
+  await refresh();
+}
+
+async function releaseItem(it) {
+  await post(`/v1/review/items/${it.id}/release`, {version: it.version});
+  say(`released item #${it.id}`);
+  if (current?.detail.item.id === it.id) await open(it.id);
+  await refresh();
+}
+
+function choose(label) {
+  if (!current) return;
+  if (!current.held) { say("read-only: claim this item to decide"); return; }
+  chosen = label;
+  document.querySelectorAll("button[data-label]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.label === label)));
+  if ($("reason").value.trim()) return decide(label);
+  say(`${label}: a decision needs a reason (type it, or 1-9 for a preset), then Ctrl+Enter`);
+  $("reason").focus();
+}
+
+async function decide(label) {
+  const reason = $("reason").value.trim();
+  if (!label) { say("choose a label first"); return; }
+  if (!reason) { say("a decision needs a reason"); $("reason").focus(); return; }
+  const item = await post(`/v1/review/items/${current.detail.item.id}/decision`, {label, reason, version: current.detail.item.version});
+  say(`item #${item.id}: ${item.label}`);
+  current = null;
+  player = null;
+  $("detail").classList.add("hidden");
+  $("reason").value = "";
+  await refresh();
+}
+
+function preset(i) {
+  const text = settings.preset_reasons[i];
+  if (text && current?.held) $("reason").value = text;
+}
+
+function onKey(ev) {
+  const fail = (e) => say(e.message);
+  if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); if (current?.held) decide(chosen).catch(fail); return; }
+  if (ev.target.closest("input, textarea, select, [contenteditable]")) { if (ev.key === "Escape") ev.target.blur(); return; }
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || $("zoom").open) return;
+  const labels = current?.detail.appeal ? {u: "upheld", o: "overturned"} : {f: "confirmed_fake", c: "cleared", e: "escalated"};
+  const media = player && player.tagName !== "IMG";
+  const action = labels[ev.key] ? () => Promise.resolve(choose(labels[ev.key])).catch(fail)
+    : ev.key === "n" ? () => next().catch(fail)
+    : /^[1-9]$/.test(ev.key) ? () => preset(+ev.key - 1)
+    : !media ? null
+    : ev.key === " " ? () => (player.paused ? player.play() : player.pause())
+    : ev.key === "ArrowLeft" ? () => seek(Math.max(0, player.currentTime - 1))
+    : ev.key === "ArrowRight" ? () => seek(player.currentTime + 1) : null;
+  if (action) {
+    ev.preventDefault();  // the key acts once: it is not also typed where focus lands
+    action();
+  }
+}
+
+async function start() {
+  const first = !settings;
+  settings = await api("/v1/review/settings");
+  $("presets").replaceChildren(...settings.preset_reasons.map((text, i) =>
+    el("button", {textContent: `${i + 1} ${text}`, className: "preset", onclick: () => preset(i)})));
+  await refresh();
+  if (first) {
+    setInterval(() => refresh().catch((e) => say(e.message)), REFRESH_MS);
+    setInterval(tick, 1000);
+  }
+}
+
+$("save-key").onclick = () => { key = $("key").value; sessionStorage.setItem("apiKey", key); start().catch((e) => say(e.message)); };
+$("claim").onclick = () => next().catch((e) => say(e.message));
+$("claim-this").onclick = () => claimThis().catch((e) => say(e.message));
+$("release").onclick = () => releaseItem(current.detail.item).catch((e) => say(e.message));
+document.querySelectorAll("button[data-label]").forEach((b) => { b.onclick = () => Promise.resolve(choose(b.dataset.label)).catch((e) => say(e.message)); });
+$("timeline").onclick = seekFromClick;
+$("voice").onclick = seekFromClick;
+document.addEventListener("keydown", onKey);
+if (key) start().catch((e) => say(e.message));
