@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from pydantic import BaseModel, Field
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from detector.calibration import Calibration
 from detector.config import AudioConfig, FaceConfig
@@ -46,8 +46,9 @@ def save_bundle(folder: str | Path, net: torch.nn.Module, meta: BundleMeta) -> P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "model.safetensors"
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(weights))
-    meta = meta.model_copy(update={"version": hashlib.sha256(weights.read_bytes()).hexdigest()[:16]})
+    data = save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()})
+    weights.write_bytes(data)  # the usual file modes (safetensors' save_file leaves 0600)
+    meta = meta.model_copy(update={"version": hashlib.sha256(data).hexdigest()[:16]})
     (folder / "bundle.json").write_text(meta.model_dump_json(indent=2))
     return folder
 

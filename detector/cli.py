@@ -10,25 +10,48 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import Progress
 from rich.table import Table
-from rich.text import Text
 
-from detector.config import FrontEndConfig, load_config
+from pydantic import ValidationError
+
+from detector.config import ConfigError, FrontEndConfig, describe, load_config
+from detector.progress import LineProgress, progress
 
 console = Console(stderr=True)
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
+# mistakes a user can fix (a path, a settings file): one line on stderr and exit code 2, never a traceback
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ConfigError, ValidationError)
 
 
-def command(name: str, add_args: Callable[[argparse.ArgumentParser], None]):
-    """Register a subcommand: `add_args` declares its options, the decorated function runs it."""
+def command(name: str, add_args: Callable[[argparse.ArgumentParser], None], example: str):
+    """Register a subcommand: `add_args` declares its options, the decorated function runs it, `--help`
+    ends with `example`."""
 
     def register(run: Callable[[argparse.Namespace], int]):
-        COMMANDS[name] = (add_args, run)
+        COMMANDS[name] = (add_args, run, example)
         return run
 
     return register
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default after its help (unless the help says it already); examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or action.required or action.default is argparse.SUPPRESS or "default" in text:
+            return action.help
+        return f"{text} (default: {'none' if action.default is None else '%(default)s'})"
+
+
+def user_error(e: Exception) -> str:
+    """What went wrong and where, on one line."""
+    if isinstance(e, ValidationError):
+        return describe(e)
+    if isinstance(e, OSError) and e.filename is not None:
+        return f"{e.filename}: {e.strerror}"
+    return " ".join(str(e).split())
 
 
 def expand_inputs(items: Iterable[str]) -> Iterator[Path]:
@@ -49,7 +72,7 @@ def _frontend_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--frames", type=int, help="frames to sample evenly per video (default 32)")
     group.add_argument("--fps", type=float, help="sample this many frames per second instead")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default: the config's faces.device, auto)")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
 
 
@@ -71,7 +94,8 @@ def _faces_args(p: argparse.ArgumentParser) -> None:
     _frontend_args(p)
 
 
-@command("faces", _faces_args)
+@command("faces", _faces_args,
+         "deepfake-detect faces clip.mp4 uploads/ --out faces.jsonl --save-crops crops/")
 def faces_cmd(args: argparse.Namespace) -> int:
     """Run the face front end and show what it saw in each file."""
     from detector.faces import FaceDetector, save_crops, scan_files
@@ -136,7 +160,8 @@ def _preprocess_args(p: argparse.ArgumentParser) -> None:
     _frontend_args(p)
 
 
-@command("preprocess", _preprocess_args)
+@command("preprocess", _preprocess_args,
+         "deepfake-detect preprocess --dataset ffpp --root data/ffpp --option compression=c23 --out cache/ffpp")
 def preprocess_cmd(args: argparse.Namespace) -> int:
     """Run the face front end over a dataset and keep the crops (resumable)."""
     from detector.cache import preprocess
@@ -157,11 +182,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="report folder: report.json, roc.png")
     p.add_argument("--split", default="test", help="train, val, test or all")
     p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
 
 
-@command("evaluate", _evaluate_args)
+@command("evaluate", _evaluate_args,
+         "deepfake-detect evaluate --checkpoint bundles/visual --dataset celebdf --root data/celebdf --out reports/celebdf")
 def evaluate_cmd(args: argparse.Namespace) -> int:
     """Score a dataset with a bundle: frame/video AUC, AP, EER, log-loss, TPR at the stored threshold."""
     from detector.evaluate import evaluate
@@ -197,8 +223,10 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", help="also write a flat CSV summary here")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
     p.add_argument("--batch-size", type=int, help="crops or audio windows per model call (default: 64 on CUDA, 8 on CPU)")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="score again uploads that failed as unsupported, corrupt or too large (other errors always are)")
     p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="onnx: run the bundles' exported model.onnx with onnxruntime")
     p.add_argument("--fusion", help="fusion JSON (from `deepfake-detect fuse`); default: the most severe modality")
@@ -210,7 +238,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accelerator", default="auto", help="DDP: cpu, gpu or auto")
 
 
-@command("score", _score_args)
+@command("score", _score_args,
+         "deepfake-detect score uploads/ --visual bundles/visual --audio bundles/audio --out results.jsonl --csv results.csv")
 def score_cmd(args: argparse.Namespace) -> int:
     """Score uploads in batch into results.jsonl (a rerun skips uploads already there)."""
     import csv
@@ -232,7 +261,7 @@ def score_cmd(args: argparse.Namespace) -> int:
     if not paths:
         console.print("[red]nothing to score: give files, folders, globs, --manifest or - for stdin")
         return 2
-    results = ResultsFile(args.out)
+    results = ResultsFile(args.out, retry_errors=args.retry_errors)
     # hashing every input costs a read of it: only worth it when resuming
     todo = [p for p in paths if not (results.done and p.is_file() and file_id(p) in results.done)]
     console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
@@ -278,7 +307,8 @@ def _fuse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--review-fpr", type=float, default=0.1, help="false-positive rate for review")
 
 
-@command("fuse", _fuse_args)
+@command("fuse", _fuse_args,
+         "deepfake-detect fuse --results val.jsonl --labels val_labels.csv --out fusion.json")
 def fuse_cmd(args: argparse.Namespace) -> int:
     """Fit a logistic fusion of visual and audio scores on labelled validation uploads."""
     import csv
@@ -309,7 +339,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="where to write (default: BUNDLE/model.onnx, where `score --runtime onnx` looks)")
 
 
-@command("export", _export_args)
+@command("export", _export_args, "deepfake-detect export --checkpoint bundles/visual")
 def export_cmd(args: argparse.Namespace) -> int:
     """Export a bundle's network (visual or audio) to ONNX, metadata included."""
     from detector.export import export_onnx
@@ -323,7 +353,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="folder for the sample uploads and results")
 
 
-@command("demo", _demo_args)
+@command("demo", _demo_args, "deepfake-detect demo --out out/demo")
 def demo_cmd(args: argparse.Namespace) -> int:
     """Build sample uploads in code, train two small models on generated data, score the samples."""
     import json
@@ -336,7 +366,8 @@ def demo_cmd(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(inputs=[str(p) for p in uploads], manifest=None, visual=str(visual), audio=str(audio),
                             out=str(out / "results.jsonl"), csv=str(out / "results.csv"), workers=2, batch_size=None,
                             frames=16, device="auto", runtime="torch", fusion=None,
-                            devices=1, num_nodes=1, accelerator="auto", declared_ai="review", trust_anchors=None)
+                            devices=1, num_nodes=1, accelerator="auto", declared_ai="review", trust_anchors=None,
+                            retry_errors=False)
     score_cmd(ns)
     table = Table("upload", "type", "decision", "score", "face", "voice", title="Verdicts")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -349,29 +380,45 @@ def demo_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-class RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:.2f}/s" if task.speed else "-/s")
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.usage = "deepfake-detect train {fit,validate,test,predict} --config YAML [LightningCLI options]"
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    RateColumn(), TimeRemainingColumn(),
-                    console=console, transient=True)
+
+
+def _progress() -> Progress | LineProgress:
+    return progress(console)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from importlib.metadata import entry_points
+    from importlib.metadata import entry_points, version
 
     for plugin in entry_points(group="deepfake_detect.commands"):  # e.g. the server's `serve`
         plugin.load()
     parser = argparse.ArgumentParser(prog="deepfake-detect", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (add_args, run) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=run.__doc__, description=run.__doc__))
-    args = parser.parse_args(argv)
-    return COMMANDS[args.command][1](args)
+    for name, (add_args, run, example) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=run.__doc__, description=run.__doc__, epilog=f"example:\n  {example}",
+                                formatter_class=HelpFormatter, add_help=name != "train"))
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "train":  # LightningCLI reads the rest
+        args.lightning_args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return COMMANDS[args.command][1](args)
+    except USER_ERRORS as e:
+        print(f"deepfake-detect {args.command}: error: {user_error(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
     sys.exit(main())
+@command("train", _train_args, "deepfake-detect train fit --config configs/visual/cpu_small.yaml --trainer.max_epochs 5")
+def train_cmd(args: argparse.Namespace) -> int:
+    """Train a detector with LightningCLI (`deepfake-detect train fit --help` lists its options)."""
+    from detector.train import main as lightning_cli
+
+    lightning_cli(args.lightning_args)
+    return 0
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('deepfake-detector')}")

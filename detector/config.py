@@ -3,9 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
+
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A settings file that does not parse or validate; the message is one line: file, key, problem."""
+
+
+def describe(error: ValidationError) -> str:
+    """A pydantic error as one line: `key.path: message` per problem."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in error.errors())
+
+
+def read_yaml(path: str | Path) -> dict:
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        raise ConfigError(f"{path}:{mark.line + 1}:{mark.column + 1}: {e.problem}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: {' '.join(str(e).split())}") from None
+
+
+def validate(model: type[M], data: dict, source: str | Path | None) -> M:
+    """`model` from `data`, or ConfigError naming `source` (the file, or the built-in defaults) and the keys."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source or 'built-in settings'}: {describe(e)}") from None
 
 
 class Strict(BaseModel):
@@ -86,11 +116,9 @@ class FrontEndConfig(Strict):
 
 def load_config(path: str | Path | None, overrides: dict | None = None) -> FrontEndConfig:
     """Read a YAML config (or the defaults) and apply `section.key` overrides."""
-    data: dict = {}
-    if path is not None:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+    data = read_yaml(path) if path is not None else {}
     for dotted, value in (overrides or {}).items():
         section, key = dotted.split(".", 1)
         data.setdefault(section, {})[key] = value
-    return FrontEndConfig.model_validate(data)
+    return validate(FrontEndConfig, data, path)
 

@@ -8,7 +8,11 @@ scorer runs over the sample uploads. The models show the pipeline; they decide n
 
 from __future__ import annotations
 
+import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import lightning as L
 import numpy as np
@@ -98,13 +102,41 @@ def build_training_sets(root: Path, detector: FaceDetector, rng: np.random.Gener
     return crops, voices
 
 
-def train(module: L.LightningModule, data: L.LightningDataModule, bundle: Path, root: Path, epochs: int) -> Path:
-    trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=str(root), log_every_n_steps=1,
-                        callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=root / "ckpt", monitor="val/video_auc",
-                                                                       mode="max"),
-                                   WriteBundle(out=str(bundle), fpr=0.05, review_fpr=0.2)])
-    trainer.fit(module, datamodule=data)
+class EpochLines(L.Callback):
+    """One line per epoch: which model, the epoch, and the metrics logged so far."""
+
+    def __init__(self, name: str, say: Callable[[str], None]):
+        self.name, self.say = name, say
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = ", ".join(f"{k} {float(v):.3f}" for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1)
+        self.say(f"{self.name}: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, {metrics}")
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Without Lightning's banners (accelerators found, a logging service's advert) and the deprecation
+    warnings its libraries raise: none is the user's to act on."""
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec")
+            yield
+    finally:
+        lightning_log.setLevel(level)
+
+
+def train(module: L.LightningModule, data: L.LightningDataModule, bundle: Path, root: Path, epochs: int,
+          say: Callable[[str], None] = print) -> Path:
+    callbacks = [L.pytorch.callbacks.ModelCheckpoint(dirpath=root / "ckpt", monitor="val/video_auc", mode="max"),
+                 WriteBundle(out=str(bundle), fpr=0.05, review_fpr=0.2), EpochLines(bundle.name, say)]
+    with quiet_lightning():
+        trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=str(root), log_every_n_steps=1,
+                            callbacks=callbacks)
+        trainer.fit(module, datamodule=data)
     return bundle
 
 
@@ -126,9 +158,9 @@ def run_demo(out: str | Path, say=print) -> tuple[list[Path], Path, Path]:
     say("training a small face model (self-blended fakes) ...")
     visual = train(VisualDetector(backbone="resnet10t", input_size=96, lr=3e-3),
                    CropDataModule(str(out / "cache"), batch_size=16, num_workers=0, crop_size=96),
-                   out / "bundles" / "visual", out / "runs" / "visual", epochs=12)
+                   out / "bundles" / "visual", out / "runs" / "visual", epochs=12, say=say)
     say("training a small voice model (vocoded fakes) ...")
     audio = train(AudioDetector(family="lcnn", model={"width": 8}, lr=3e-3),
                   AudioDataModule("folder", str(voices), window=16_000, batch_size=16, num_workers=0),
-                  out / "bundles" / "audio", out / "runs" / "audio", epochs=12)
+                  out / "bundles" / "audio", out / "runs" / "audio", epochs=12, say=say)
     return uploads, visual, audio

@@ -28,7 +28,7 @@ def export_onnx(bundle: str | Path, out: str | Path | None = None) -> Path:
     if meta.kind == "audio":
         dims[1] = torch.export.Dim("samples", min=4000, max=10**8)
     torch.onnx.export(net, (x,), str(out), dynamo=True, input_names=["x"], output_names=["logit"],
-                      dynamic_shapes=(dims,), verbose=False)
+                      dynamic_shapes=(dims,), external_data=False, verbose=False)  # one self-contained file
     model = onnx.load(str(out))
     onnx.helper.set_model_props(model, {"bundle.json": meta.model_dump_json()})
     onnx.save(model, str(out))

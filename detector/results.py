@@ -1,7 +1,9 @@
-"""results.jsonl: one Verdict or error record per line, appended and flushed as uploads finish.
+"""results.jsonl: one Verdict or error record per upload, appended and flushed as uploads finish.
 
 A crash can only cut the last line; opening the file again drops that partial line, so the file
-never stays corrupt and a rerun skips every upload whose id is already there.
+never stays corrupt. A rerun skips every upload with a Verdict, and every upload whose bytes failed
+in a way they always will (unsupported, corrupt, too large) unless asked to retry errors; an upload
+scored again replaces its earlier record, so the file keeps one record per upload.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 from pathlib import Path
 
 from pydantic import BaseModel
+
+FINAL_ERRORS = {"unsupported", "corrupt", "too_large"}  # the same bytes fail the same way on every try
 
 
 def part_path(out: str | Path, rank: int) -> Path:
@@ -37,20 +41,31 @@ def merge_parts(out: str | Path) -> None:
             part.unlink()
 
 
+def _key(record: dict) -> str:
+    return record.get("id") or record["path"]
+
+
 class ResultsFile:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, retry_errors: bool = False):
         self.path = Path(path)
+        self.latest: dict[str, str] = {}  # upload -> its newest record's line
+        data = _complete_lines(self.path) if self.path.is_file() else b""
+        lines = data.decode().splitlines()
+        for line in lines:
+            self.latest[_key(json.loads(line))] = line
+        if len(self.latest) < len(lines) or self.path.is_file() and len(data) != self.path.stat().st_size:
+            self._rewrite()  # a line cut by a crash, or an upload scored twice by a run that crashed
         self.done: set[str] = set()
-        if self.path.is_file():
-            keep = _complete_lines(self.path)
-            if len(keep) != self.path.stat().st_size:
-                self.path.write_bytes(keep)
-        for source in [self.path] * self.path.is_file() + _parts(self.path):  # parts: an unfinished distributed run
-            for line in _complete_lines(source).decode().splitlines():
-                rec = json.loads(line)
-                if rec.get("id") and "decision" in rec:  # errors are retried on the next run
-                    self.done.add(rec["id"])
+        parts = [json.loads(line) for part in _parts(self.path) for line in _complete_lines(part).decode().splitlines()]
+        for rec in [*map(json.loads, self.latest.values()), *parts]:  # parts: an unfinished distributed run
+            final = not retry_errors and (rec.get("error") or {}).get("reason") in FINAL_ERRORS
+            if rec.get("id") and ("decision" in rec or final):
+                self.done.add(rec["id"])
         self._f = None
+        self._replaced = False
+
+    def _rewrite(self) -> None:
+        self.path.write_text("".join(line + "\n" for line in self.latest.values()))
 
     def __enter__(self) -> "ResultsFile":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,23 +74,27 @@ class ResultsFile:
 
     def __exit__(self, *exc) -> None:
         self._f.close()
+        if self._replaced:  # uploads scored again: their earlier records go
+            self._rewrite()
 
     def append(self, record: BaseModel) -> None:
-        self._f.write(record.model_dump_json() + "\n")
+        line = record.model_dump_json()
+        self._f.write(line + "\n")
         self._f.flush()
+        key = record.id or record.path
+        self._replaced |= key in self.latest
+        self.latest[key] = line
         if getattr(record, "decision", None):
             self.done.add(record.id)
 
     def write_csv(self, path: str | Path) -> None:
-        """Latest record per upload, flattened."""
-        latest: dict[str, dict] = {}
-        for line in self.path.read_text().splitlines():
-            rec = json.loads(line)
-            latest[rec.get("id") or rec["path"]] = rec
+        """One row per upload, flattened."""
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["id", "path", "media_type", "score", "decision", "visual_score", "audio_score", "error"])
-            for rec in latest.values():
+            w.writerow(["id", "path", "media_type", "score", "decision", "visual_score", "audio_score", "error_type",
+                        "error"])
+            for rec in map(json.loads, self.latest.values()):
+                error = rec.get("error") or {}
                 w.writerow([rec.get("id"), rec["path"], rec.get("media_type"), rec.get("score"), rec.get("decision"),
                             (rec.get("visual") or {}).get("score"), (rec.get("audio") or {}).get("score"),
-                            (rec.get("error") or {}).get("message")])
+                            error.get("reason"), error.get("message")])

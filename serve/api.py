@@ -2,17 +2,21 @@
 
 import asyncio
 import json
+import logging
 import re
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AnyHttpUrl, BaseModel, Field, Json, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -25,9 +29,11 @@ from serve.engine import Engine
 from serve.files import FileStore, TooLarge
 from serve.reports import report_csv, summary
 from serve.retention import Sweeper, erase
-from serve.store import ROLES, Conflict, Store, public_item, public_upload
+from serve.store import Conflict, Store, iso, public_event, public_item, public_upload
 from serve.webhooks import Refused, Sender, address
 
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (`deepfake-detect api-key`)")
+BEARER = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
 UploadId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$", description="upload id")]
 ItemId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 _MEDIA_STATUS = {UnsupportedMedia: 415, MediaTooLarge: 413, CorruptMedia: 422}
@@ -35,6 +41,7 @@ _MULTIPART_SLACK = 64 * 1024  # form boundaries and fields around the file
 _URL = TypeAdapter(AnyHttpUrl)
 _METADATA = TypeAdapter(Json[dict[str, Any]])  # its parser refuses JSON nested over 200 levels deep
 MAX_METADATA, MAX_URL = 10_000, 2048  # characters, from the query or the form alike
+log = logging.getLogger("serve.api")
 
 
 class UploadStatus(BaseModel):
@@ -44,8 +51,8 @@ class UploadStatus(BaseModel):
     media_type: str
     size: int
     metadata: dict
-    created_at: float
-    scored_at: float | None = None
+    created_at: datetime
+    scored_at: datetime | None = None
     verdict: dict | None = None
     error: dict | None = None
 
@@ -58,18 +65,18 @@ class ReviewItem(BaseModel):
     state: Literal["pending", "claimed", "decided"]
     version: int
     reviewer: str | None = None
-    lease_until: float | None = None
+    lease_until: datetime | None = None
     label: str | None = None
     reason: str | None = None
-    created_at: float
-    decided_at: float | None = None
+    created_at: datetime
+    decided_at: datetime | None = None
     media_type: str | None = None
     decision: str | None = None
     appeal_of: int | None = None  # appeals: the decided item contested
     score: float | None = None  # the model's score of the upload
     filename: str | None = None  # as the uploader named it
     metadata: dict | None = None  # the uploader's metadata
-    uploaded_at: float | None = None
+    uploaded_at: datetime | None = None
 
 
 class Appeal(BaseModel):
@@ -86,8 +93,8 @@ class ItemDetail(BaseModel):
 class Erased(BaseModel):
     id: str
     erased: list[str]  # what this call erased (empty when it was gone already)
-    bytes_erased_at: float | None
-    crops_erased_at: float | None
+    bytes_erased_at: datetime | None
+    crops_erased_at: datetime | None
 
 
 class Held(BaseModel):
@@ -106,7 +113,6 @@ class ApiError(BaseModel):
 
 
 def _error(status: int, error: str, detail=None, headers: dict | None = None) -> JSONResponse:
-    metrics.REJECTED.labels(str(status)).inc() if status in (413, 415, 422, 429) else None
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -130,10 +136,9 @@ class Api:
     def start(self) -> None:
         self.store.migrate()
         for name, key in self.cfg.api_keys.items():
-            bad = set(key.roles) - set(ROLES)
-            if bad:
-                raise ValueError(f"unknown roles {sorted(bad)}; roles are {ROLES}")
             self.store.add_key(name, key.roles, key.key)
+        if not self.store.key_count():
+            log.warning("no API keys: every call will answer 401; create one with `deepfake-detect api-key`")
         self.engine = Engine(self.cfg, self.store, self.files)
         self.engine.start()
         self.sender = Sender(self.cfg.webhooks, self.store)
@@ -141,6 +146,11 @@ class Api:
         self.sweeper = Sweeper(self.store, self.files, self.cfg.retention)
         self.sweeper.start()
         metrics.QUEUED.set_function(lambda: self.store.count("queued"))
+        for state in ("pending", "claimed"):
+            metrics.REVIEW_ITEMS.labels(state).set_function(lambda state=state: self.store.review_count(state))
+        metrics.REVIEW_OLDEST.set_function(lambda: time.time() - (self.store.oldest_pending() or time.time()))
+        for model in self.engine.scorer.models:
+            metrics.MODEL.labels(model.kind).info({"name": model.name, "version": model.version})
 
     def stop(self) -> None:
         for part in (self.sweeper, self.sender, self.engine):
@@ -150,9 +160,9 @@ class Api:
     def role(self, *allowed: str):
         """Dependency: the caller (key name and roles), when its key has one of `allowed` roles (admin has all)."""
 
-        def check(authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-                  x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> Caller:
-            key = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
+        def check(bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+                  x_api_key: Annotated[str | None, Security(API_KEY)] = None) -> Caller:
+            key = x_api_key or (bearer.credentials.strip() if bearer else "")
             found = self.store.key_roles(key) if key else None
             if found is None:
                 raise HTTPException(401, "a valid API key is needed (Authorization: Bearer KEY or X-API-Key)",
@@ -174,9 +184,10 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         yield
         await run_in_threadpool(api.stop)
 
-    app = FastAPI(title="deepfake-detector", version="1", lifespan=lifespan,
+    app = FastAPIOffline(title="deepfake-detector", version="1", lifespan=lifespan,  # /docs without a CDN
                   responses={401: {"model": ApiError}, 403: {"model": ApiError}, 422: {"model": ApiError}})
     app.state.api = api
+    app.add_middleware(metrics.Measure)
     app.include_router(media.router(api))
     app.include_router(workbench.router(api))
     submit, review, anyone, admin = api.role("submit"), api.role("review"), api.role("submit", "review"), api.role("admin")
@@ -304,8 +315,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         up = _found(api.store.upload(upload_id), "upload")
         erased = erase(api.store, api.files, up, ["bytes", "crops"], caller.name, "erasure request")
         up = api.store.upload(upload_id)
-        return {"id": upload_id, "erased": erased, "bytes_erased_at": up["bytes_erased_at"],
-                "crops_erased_at": up["crops_erased_at"]}
+        return {"id": upload_id, "erased": erased, "bytes_erased_at": iso(up["bytes_erased_at"]),
+                "crops_erased_at": iso(up["crops_erased_at"])}
 
     @app.get("/v1/reports/summary", responses={200: {"content": {"text/csv": {}}}})
     def report_summary(_: Annotated[Caller, Depends(admin)],
@@ -330,7 +341,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     def claim(reviewer: Annotated[Caller, Depends(review)]):
         """Lease the most urgent pending item to the caller; an expired lease frees it again."""
         item = api.store.claim_item(reviewer.name, cfg.review.lease_s)
-        return Response(status_code=204) if item is None else _detail(item)
+        return Response(status_code=204) if item is None else _detail(api.store.item(item["id"]))
 
     @app.post("/v1/review/items/{item_id}/claim", response_model=ItemDetail,
               responses={404: {"model": ApiError}, 409: {"model": ApiError}})
@@ -340,7 +351,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         item = api.store.claim_item(reviewer.name, cfg.review.lease_s, item_id)
         if item is None:
             raise HTTPException(409, "the item is claimed by someone else, decided, or an appeal of your decision")
-        return _detail(item)
+        return _detail(api.store.item(item["id"]))
 
     @app.post("/v1/review/items/{item_id}/release", response_model=ReviewItem,
               responses={404: {"model": ApiError}, 409: {"model": ApiError}})
@@ -372,7 +383,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     def audit(item_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], _: Annotated[Caller, Depends(review)]):
         """Everything that happened to the item's upload, oldest first: append-only."""
         item = _found(api.store.item(item_id), "review item")
-        return api.store.audit(upload_id=item["upload_id"])
+        return [public_event(e) for e in api.store.audit(upload_id=item["upload_id"])]
 
     @app.get("/v1/review/evidence/{upload_id}/{name}", response_class=FileResponse,
              responses={404: {"model": ApiError}})
@@ -424,7 +435,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             first = api.store.item(item["appeal_of"])
             why = [e["detail"]["reason"] for e in api.store.audit(item_id=item["id"]) if e["action"] == "appealed"]
             appeal = {"reason": why[0] if why else None,
-                      "first_decision": {k: first[k] for k in ("id", "label", "reviewer", "reason", "decided_at")}}
+                      "first_decision": {k: first[k] for k in ("id", "label", "reviewer", "reason")}
+                      | {"decided_at": iso(first["decided_at"])}}
         return {"item": public_item(item), "upload": public_upload(api.store.upload(item["upload_id"])),
                 "evidence": crops, "appeal": appeal}
 

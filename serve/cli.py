@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from detector.cli import command, console
+from detector.config import ConfigError
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -16,17 +18,22 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default from config: 8000)")
+    p.add_argument("--dev", action="store_true", default=os.environ.get("DEEPFAKE_DEV") == "1",
+                   help="development: allow the default webhook secret (also DEEPFAKE_DEV=1)")
 
 
-@command("serve", _serve_args)
+@command("serve", _serve_args, "deepfake-detect serve --config configs/serve.yaml --port 8080")
 def serve_cmd(args: argparse.Namespace) -> int:
     """Start the detection server: API, scoring engine, review queue, reviewer page at /review."""
     import uvicorn
 
     from serve.api import create_app
-    from serve.config import load_serve_config
+    from serve.config import DEFAULT_SECRET, load_serve_config
 
     cfg = load_serve_config(args.config)
+    if cfg.webhooks.secret == DEFAULT_SECRET and not args.dev:
+        raise ConfigError(f"{args.config or 'built-in settings'}: webhooks.secret: still the default "
+                          f"{DEFAULT_SECRET!r}; set your own (or start with --dev for development)")
     if cfg.visual is None and cfg.audio is None:
         console.print("[red]the config names no model: set `visual` and/or `audio` to checkpoint bundles")
         return 2
@@ -41,7 +48,8 @@ def _key_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roles", required=True, help="comma-separated: submit, review, admin")
 
 
-@command("api-key", _key_args)
+@command("api-key", _key_args,
+         "deepfake-detect api-key --config configs/serve.yaml --name alice --roles review")
 def api_key_cmd(args: argparse.Namespace) -> int:
     """Create (or replace) an API key; only its hash is stored, the key is printed once."""
     from serve.config import load_serve_config
@@ -64,7 +72,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="write here instead of stdout")
 
 
-@command("report", _report_args)
+@command("report", _report_args,
+         "deepfake-detect report --config configs/serve.yaml --since 2026-01-01 --format csv --out report.csv")
 def report_cmd(args: argparse.Namespace) -> int:
     """Summary for a trust team or regulator: decisions, reviewer agreement, appeals, time in queue."""
     import json

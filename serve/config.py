@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from detector.config import MediaLimits, SamplingConfig
+from detector.config import MediaLimits, SamplingConfig, read_yaml, validate
 from detector.fusion import Fusion
 from detector.provenance import ProvenancePolicy
+from detector.scoring import Decision
+
+Role = Literal["submit", "review", "admin"]
+DEFAULT_SECRET = "change-me"
 
 
 class Strict(BaseModel):
@@ -31,7 +35,7 @@ class EngineConfig(Strict):
 
 class ReviewConfig(Strict):
     lease_s: float = Field(300, gt=0)  # a claimed item returns to the queue after this
-    queue_decisions: list[str] = ["likely_fake", "review"]  # Verdict decisions that need a person
+    queue_decisions: list[Decision] = ["likely_fake", "review"]  # Verdict decisions that need a person
     evidence_crops: int = Field(4, ge=0)  # most suspicious face crops kept for reviewers
     evidence_gap_s: float = Field(3.0, ge=0)  # evidence moments at least this far apart (shorter clips: less)
     preset_reasons: list[str] = Field([  # keys 1-9 on the review page put one in the reason box
@@ -41,7 +45,8 @@ class ReviewConfig(Strict):
 
 
 class WebhookConfig(Strict):
-    secret: str = "change-me"  # HMAC-SHA256 key; receivers check X-Signature
+    secret: str = DEFAULT_SECRET  # HMAC-SHA256 key; receivers check X-Signature. The server refuses the default
+    # unless started for development (`serve --dev` or DEEPFAKE_DEV=1)
     max_attempts: int = Field(8, ge=1)
     backoff_s: float = Field(1.0, gt=0)  # doubles after every failed attempt
     timeout_s: float = Field(5.0, gt=0)
@@ -60,7 +65,7 @@ class RetentionConfig(Strict):
 
 class ApiKey(Strict):
     key: str = Field(min_length=16)
-    roles: list[str]  # submit, review, admin
+    roles: list[Role] = Field(min_length=1)
 
 
 class ServeConfig(Strict):
@@ -85,5 +90,5 @@ class ServeConfig(Strict):
 
 
 def load_serve_config(path: str | Path | None, overrides: dict | None = None) -> ServeConfig:
-    data = yaml.safe_load(Path(path).read_text()) or {} if path else {}
-    return ServeConfig.model_validate(data | (overrides or {}))
+    data = read_yaml(path) if path else {}
+    return validate(ServeConfig, data | (overrides or {}), path)

@@ -12,11 +12,14 @@ import json
 import secrets
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy import event
+
+from serve.config import Role
 
 metadata = sa.MetaData()
 
@@ -96,7 +99,7 @@ webhooks = sa.Table(
     sa.Column("last_error", sa.Text),
 )
 
-ROLES = ("submit", "review", "admin")
+ROLES = get_args(Role)
 LABELS = {"detection": ("confirmed_fake", "cleared", "escalated"), "appeal": ("upheld", "overturned")}
 
 
@@ -278,6 +281,17 @@ class Store:
         with self.engine.connect() as c:
             return [_row(r) for r in c.execute(q)]
 
+    def review_count(self, state: str) -> int:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.count()).select_from(review_items)
+                             .where(review_items.c.state == state)).scalar()
+
+    def oldest_pending(self) -> float | None:
+        """When the longest-waiting pending review item was created."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.min(review_items.c.created_at))
+                             .where(review_items.c.state == "pending")).scalar()
+
     def item(self, item_id: int) -> dict | None:
         with self.engine.connect() as c:
             return _row(c.execute(_with_upload().where(review_items.c.id == item_id)).first())
@@ -423,6 +437,10 @@ class Store:
             r = c.execute(sa.select(api_keys).where(api_keys.c.name == name)).first()
         return None if r is None else (r.key_hash, set(r.roles.split(",")))
 
+    def key_count(self) -> int:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar()
+
     def key_roles(self, key: str) -> tuple[str, set[str]] | None:
         with self.engine.connect() as c:
             r = c.execute(sa.select(api_keys).where(api_keys.c.key_hash == hash_key(key))).first()
@@ -433,7 +451,7 @@ class Store:
     def _webhook(self, c, up: dict, event_name: str, payload: dict, now: float) -> None:
         eid = uuid.uuid4().hex
         c.execute(webhooks.insert().values(id=eid, upload_id=up["id"], event=event_name, url=up["callback_url"],
-                                           payload={"id": eid, "event": event_name, "created_at": now} | payload,
+                                           payload={"id": eid, "event": event_name, "created_at": iso(now)} | payload,
                                            state="pending", attempts=0, next_at=now))
 
     def due_webhooks(self, n: int, hold_s: float) -> list[dict]:
@@ -460,19 +478,32 @@ class Store:
             return [_row(r) for r in c.execute(sa.select(webhooks).where(webhooks.c.upload_id == upload_id))]
 
 
+def iso(ts: float | None) -> str | None:
+    """A stored Unix time as the API shows times: ISO 8601, UTC."""
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def public_upload(up: dict) -> dict[str, Any]:
     """An upload as the API shows it."""
     out = {"id": up["id"], "status": up["status"], "sha256": up["sha256"], "media_type": up["kind"],
-           "size": up["size"], "metadata": up["meta"], "created_at": up["created_at"], "scored_at": up["scored_at"],
-           "verdict": up["verdict"]}
+           "size": up["size"], "metadata": up["meta"], "created_at": iso(up["created_at"]),
+           "scored_at": iso(up["scored_at"]), "verdict": up["verdict"]}
     if up["status"] == "failed" and up["reason"]:
         out["error"] = json.loads(up["reason"])
     return out
+
+
+TIMES = {"lease_until", "created_at", "decided_at", "uploaded_at", "at"}  # stored as Unix times
+
+
+def public_event(event: dict) -> dict[str, Any]:
+    """An audit event as the API shows it."""
+    return {k: iso(v) if k in TIMES else v for k, v in event.items()}
 
 
 def public_item(item: dict) -> dict[str, Any]:
     keys = ("id", "upload_id", "kind", "priority", "state", "version", "reviewer", "lease_until", "label", "reason",
             "created_at", "decided_at", "media_type", "decision", "appeal_of", "score", "filename", "metadata",
             "uploaded_at")
-    return {k: item[k] for k in keys if k in item}
+    return {k: iso(item[k]) if k in TIMES else item[k] for k in keys if k in item}
 

@@ -197,6 +197,7 @@ def server_config(bundles: tuple[Path, Path], folder: Path, **changes) -> dict:
     cfg = {"port": free_port(), "database_url": f"sqlite:///{folder / 'serve.db'}", "store_dir": str(folder / "store"),
            "visual": str(bundles[0]), "audio": str(bundles[1]), "sampling": {"frames": 8},
            "engine": {"workers": 1, "max_wait_ms": 20, "job_lease_s": 3},
+           "webhooks": {"secret": "test-webhook-secret"},
            "api_keys": {name: {"key": KEYS[name], "roles": [role]} for name, role in
                         (("uploader", "submit"), ("alice", "review"), ("bob", "review"), ("carol", "review"),
                                          ("dave", "review"), ("admin", "admin"))}}

@@ -19,6 +19,7 @@ const svg = (tag, attrs, text) => {
   return e;
 };
 const now = () => Date.now() / 1000;
+const secs = (iso) => Date.parse(iso) / 1000;  // the API's times are ISO 8601
 const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 const age = (t) => { const s = now() - t; return s < 60 ? `${Math.round(s)} s` : s < 3600 ? `${Math.round(s / 60)} min` : s < 86400 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`; };
 const described = (m) => Object.entries(m || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
@@ -39,7 +40,7 @@ function queueRow(it) {
   const meta = described(it.metadata);
   const tr = el("tr", {className: "item", title: `open item #${it.id} (read-only until claimed)`},
     el("td", {className: it.kind === "appeal" ? "appeal" : "", textContent: it.kind === "appeal" ? `${it.id} appeal` : it.id}),
-    el("td", {textContent: age(it.uploaded_at)}), el("td", {textContent: it.filename || it.upload_id.slice(0, 8), title: it.upload_id}),
+    el("td", {textContent: age(secs(it.uploaded_at))}), el("td", {textContent: it.filename || it.upload_id.slice(0, 8), title: it.upload_id}),
     el("td", {textContent: it.media_type}), el("td", {textContent: it.decision ?? "-"}),
     el("td", {textContent: it.score?.toFixed(3) ?? "-"}), el("td", {className: "meta", textContent: meta, title: meta}));
   tr.dataset.id = it.id;
@@ -52,7 +53,7 @@ function mineRow(it) {
   const tr = el("tr", {className: "item"}, el("td", {textContent: it.id}),
     el("td", {textContent: it.filename || it.upload_id.slice(0, 8)}), el("td", {className: "lease"}), el("td", {}, release));
   tr.dataset.id = it.id;
-  tr.dataset.until = it.lease_until;
+  tr.dataset.until = secs(it.lease_until);
   tr.onclick = () => open(it.id).catch((e) => say(e.message));
   return tr;
 }
@@ -71,7 +72,7 @@ async function refresh() {
 function tick() {  // lease countdowns, each second
   for (const tr of $("mine").children) tr.querySelector(".lease").textContent = clock(Math.max(0, tr.dataset.until - now()));
   if (current?.held) {
-    const left = current.detail.item.lease_until - now();
+    const left = secs(current.detail.item.lease_until) - now();
     $("lease").textContent = left > 0 ? `lease ${clock(left)}` : "lease expired";
     if (left <= 0) setHeld(false);
   }
@@ -95,7 +96,7 @@ function setHeld(held) {
 
 async function show(detail) {
   const {item, upload, evidence} = detail;
-  const held = item.state === "claimed" && item.reviewer === settings.reviewer && item.lease_until > now();
+  const held = item.state === "claimed" && item.reviewer === settings.reviewer && secs(item.lease_until) > now();
   current = {detail, held};
   chosen = null;
   document.body.dataset.media = upload.media_type;

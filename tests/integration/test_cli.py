@@ -63,3 +63,12 @@ def test_demo_trains_and_scores_end_to_end(tmp_path):
     assert verdicts["astronaut_blended.jpg"]["score"] > verdicts["astronaut.jpg"]["score"]
     assert verdicts["voice_note_cloned.flac"]["score"] > verdicts["voice_note.flac"]["score"]
     assert "must not be used for real decisions" in r.stdout
+
+
+def test_progress_is_written_as_lines_when_stderr_is_not_a_terminal(media_dir, capsys):
+    from detector.cli import main
+
+    files = [str(media_dir / name) for name in ("astronaut.jpg", "coffee.png", "chirp.flac")]
+    assert main(["faces", *files, "--frames", "2"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("scanning: ")]
+    assert lines[0].startswith("scanning: 1/3 in ") and lines[-1].startswith("scanning: 3/3 in ")

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import KEYS, Server, server_config
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.slow
 
@@ -255,6 +257,59 @@ def test_metrics_count_what_happened(server):
     assert "deepfake_queue_depth" in text and 'deepfake_decisions_total{decision="review"}' in text
     assert 'deepfake_batch_size_count{model="visual"}' in text and 'deepfake_stage_seconds_count{stage="scan"}' in text
     assert 'deepfake_rejected_total{status="415"}' in text
+
+
+def metric(server: Server, name: str, /, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def test_metrics_of_latency_queue_and_models_and_refusals_are_uploads_only(server):
+    before = metric(server, "deepfake_rejected_total", status="422") or 0
+    with client("alice") as alice:
+        bad = alice.post(f"{server.url}/v1/review/items/1/decision", json={"label": "maybe", "reason": "x", "version": 1})
+    assert bad.status_code == 422 and (metric(server, "deepfake_rejected_total", status="422") or 0) == before
+    with client() as c:
+        assert c.post(f"{server.url}/v1/uploads", content=b"").status_code == 422
+    assert metric(server, "deepfake_rejected_total", status="422") == before + 1
+    assert metric(server, "deepfake_request_seconds_count", route="/v1/review/items/{item_id}/decision",
+                  method="POST") >= 1
+    assert metric(server, "deepfake_review_items", state="pending") is not None
+    assert metric(server, "deepfake_review_items", state="claimed") is not None
+    assert metric(server, "deepfake_review_oldest_pending_seconds") >= 0
+    with client("admin") as admin:
+        models = admin.get(f"{server.url}/readyz").json()["models"]
+    for m in models:
+        assert metric(server, "deepfake_model_info", kind=m["kind"], name=m["name"], version=m["version"]) == 1
+
+
+def test_times_are_iso_8601_and_a_claim_shows_its_upload(server, media_dir):
+    up = upload(server, media_dir / "astronaut.png", wait=60).json()
+    assert up["status"] == "scored" and up["created_at"].endswith("Z") and up["scored_at"].endswith("Z")
+    assert datetime.fromisoformat(up["created_at"]) <= datetime.fromisoformat(up["scored_at"])
+    with client("carol") as carol:
+        d = claim_item_of(carol, server, up["id"], "detection")
+        assert d["item"]["media_type"] == "image" and d["item"]["decision"] == "review"
+        assert datetime.fromisoformat(d["item"]["lease_until"]) > datetime.now(timezone.utc)
+        assert d["item"]["uploaded_at"] == up["created_at"]
+        audit = carol.get(f"{server.url}/v1/review/items/{d['item']['id']}/audit").json()
+        assert all(datetime.fromisoformat(e["at"]).tzinfo == timezone.utc for e in audit)
+        carol.post(f"{server.url}/v1/review/items/{d['item']['id']}/release", json={"version": d["item"]["version"]})
+
+
+def test_docs_load_offline_and_declare_the_api_key(server):
+    page = httpx.get(f"{server.url}/docs").text
+    assert "cdn" not in page and "/static-offline-docs/swagger-ui-bundle.js" in page
+    js = httpx.get(f"{server.url}/static-offline-docs/swagger-ui-bundle.js")
+    assert js.status_code == 200 and "SwaggerUIBundle" in js.text
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["APIKeyHeader"] == {
+        "type": "apiKey", "in": "header", "name": "X-API-Key", "description": "an API key (`deepfake-detect api-key`)"}
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert {"APIKeyHeader": []} in spec["paths"]["/v1/uploads"]["post"]["security"]
 
 
 def test_fuzzing_the_openapi_schema_finds_no_server_error(server):

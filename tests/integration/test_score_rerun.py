@@ -1,0 +1,35 @@
+"""`deepfake-detect score` run twice over an unreadable upload: one record per upload, no retry unless asked."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from detector.cli import main
+
+
+def test_a_corrupt_upload_keeps_one_record_and_is_retried_only_when_asked(bundles, media_dir, tmp_path, capsys):
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\0" * 64)
+    out, table = tmp_path / "results.jsonl", tmp_path / "results.csv"
+    args = ["score", str(corrupt), str(media_dir / "astronaut.jpg"), "--visual", str(bundles[0]),
+            "--audio", str(bundles[1]), "--out", str(out), "--csv", str(table)]
+
+    def records() -> list[dict]:
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    assert main(args) == 0
+    first = records()
+    assert len(first) == 2 and {r["path"]: r.get("error", {}).get("reason") for r in first}[str(corrupt)] == "corrupt"
+    capsys.readouterr()
+
+    assert main(args) == 0
+    assert "2 uploads, 2 already in" in capsys.readouterr().err
+    assert records() == first
+
+    assert main([*args, "--retry-errors"]) == 0
+    assert "1 already in" in capsys.readouterr().err
+    again = records()
+    assert len(again) == 2 and {r["path"] for r in again} == {str(corrupt), str(media_dir / "astronaut.jpg")}
+    rows = {r["path"]: r for r in csv.DictReader(table.open())}
+    assert len(rows) == 2 and rows[str(corrupt)]["error_type"] == "corrupt"
