@@ -88,7 +88,7 @@ def peak_memory(minutes: float, bundle: Path) -> tuple[float, float]:
         # (large) process's peak as its own
         code = (f"import re, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
                 "from detector.scoring import Scorer\n"
-                f"v = list(Scorer({str(bundle)!r}, device='cpu').score_many([{str(path)!r}]))[0]\n"
+                f"v = list(Scorer({str(bundle)!r}, None, device='cpu').score_many([{str(path)!r}]))[0]\n"
                 "print(v.visual.frames_scored, re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
         return int(out[1]) / 2**20, path.stat().st_size / 2**20
@@ -113,7 +113,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     bundle = make_bundle(tmp / "visual")
     n = len(clips) * args.frames
-    scorer = Scorer(bundle, device="cpu", sampling=SamplingConfig(frames=args.frames))
+    scorer = Scorer(bundle, None, device="cpu", sampling=SamplingConfig(frames=args.frames))
     list(scorer.score_many(clips[:1]))  # warm-up
 
     start = time.perf_counter()

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -20,6 +19,22 @@ from detector.config import AudioConfig, FaceConfig
 from detector.models import create_model
 
 
+STARTER = Path(__file__).parent / "weights"  # the starter bundles shipped inside the package
+
+
+def resolve_bundle(choice: str | Path | None, kind: str) -> Path | None:
+    """What `--visual`/`--audio` (or `Scorer(visual=..., audio=...)`) name: "starter" the shipped
+    bundle of `kind`, None or "none" no model, anything else a bundle folder."""
+    if choice is None or str(choice) == "none":
+        return None
+    if str(choice) == "starter":
+        folder = STARTER / kind
+        if not (folder / "bundle.json").is_file():
+            raise FileNotFoundError(f"this installation has no starter {kind} model ({folder}); name a bundle")
+        return folder
+    return Path(choice)
+
+
 class Thresholds(BaseModel):
     likely_fake: float = 0.5  # at the bundle's operating point (e.g. 1% FPR on validation videos)
     review: float = 0.3
@@ -27,6 +42,8 @@ class Thresholds(BaseModel):
 
 class BundleMeta(BaseModel):
     kind: str = "visual"  # visual | audio
+    name: str = ""  # what Verdicts call the model, e.g. "starter-face"; empty: the family or backbone
+    demo: bool = False  # trained on generated samples by `deepfake-detect demo`: never for real decisions
     family: str  # model registry name
     model: dict  # its keyword arguments (pretrained weights are never needed again)
     input_size: int = 0  # visual: crop side the network takes

@@ -19,6 +19,7 @@ from detector.config import ConfigError, FrontEndConfig, describe, load_config
 from detector.progress import LineProgress, progress
 
 console = Console(stderr=True)
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"}
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
 # mistakes a user can fix (a path, a settings file): one line on stderr and exit code 2, never a traceback
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ConfigError, ValidationError)
@@ -177,7 +178,8 @@ def preprocess_cmd(args: argparse.Namespace) -> int:
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint bundle folder")
+    p.add_argument("--checkpoint", help="checkpoint bundle folder (default: the starter model of the dataset's "
+                   "media, voice when every file is audio, else face)")
     _dataset_args(p)
     p.add_argument("--out", required=True, help="report folder: report.json, roc.png")
     p.add_argument("--split", default="test", help="train, val, test or all")
@@ -196,6 +198,11 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     if not rows:
         console.print(f"[red]no rows in split {args.split!r}")
         return 2
+    if args.checkpoint is None:
+        from detector.bundle import resolve_bundle
+
+        audio = all(Path(r.path).suffix.lower() in AUDIO_SUFFIXES for r in rows)
+        args.checkpoint = resolve_bundle("starter", "audio" if audio else "visual")
     with _progress() as progress:
         task = progress.add_task("evaluating", total=len(rows))
         report = evaluate(args.checkpoint, rows, args.out, frames=args.frames, device=args.device,
@@ -217,14 +224,16 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", help="files, folders (recursive), globs; - reads paths from stdin")
     p.add_argument("--manifest", help="CSV with a path column (relative to the CSV)")
-    p.add_argument("--visual", help="visual checkpoint bundle")
-    p.add_argument("--audio", help="audio checkpoint bundle")
+    p.add_argument("--visual", default="starter",
+                   help="face model: a bundle folder, starter (shipped in the package) or none")
+    p.add_argument("--audio", default="starter",
+                   help="voice model: a bundle folder, starter (shipped in the package) or none")
     p.add_argument("--out", required=True, help="results.jsonl: one Verdict or error record per upload; resumable")
     p.add_argument("--csv", help="also write a flat CSV summary here")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads")
-    p.add_argument("--batch-size", type=int, help="crops or audio windows per model call (default: 64 on CUDA, 8 on CPU)")
     p.add_argument("--retry-errors", action="store_true",
                    help="score again uploads that failed as unsupported, corrupt or too large (other errors always are)")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads")
+    p.add_argument("--batch-size", type=int, help="crops or audio windows per model call (default: 64 on CUDA, 8 on CPU)")
     p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
@@ -276,6 +285,8 @@ def score_cmd(args: argparse.Namespace) -> int:
         console.print(f"this rank scored {n} uploads; results in {args.out}")
         return 0
     scorer = Scorer(**kwargs, device=args.device)
+    for warning in scorer.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
     counts: Counter = Counter()
     frames = 0
     started = time.perf_counter()
@@ -349,6 +360,40 @@ def export_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _starter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("modality", choices=["face", "voice"])
+    p.add_argument("--data", default="../shared/data", help="the corpora (see ../shared/data/README.md)")
+    p.add_argument("--out", help="folder for the table and the bundle (default: out/starter/MODALITY)")
+    p.add_argument("--folds", nargs="+", help="held-out sources (default: every one)")
+    p.add_argument("--table-only", action="store_true", help="only the leave-one-source-out table, no final model")
+    p.add_argument("--install", action="store_true",
+                   help="copy the final bundle into the package (detector/weights), where `starter` finds it")
+
+
+@command("starter", _starter_args, "deepfake-detect starter face --data ../shared/data --install")
+def starter_cmd(args: argparse.Namespace) -> int:
+    """Train a starter model on ../shared/data: its leave-one-source-out table, then the final model."""
+    import shutil
+
+    from detector.bundle import STARTER
+    from detector.recipes import face, voice
+    from detector.recipes.card import write_card
+
+    out = Path(args.out or f"out/starter/{args.modality}")
+    recipe = face if args.modality == "face" else voice
+    folds = args.folds or (list(face.FOLDS) if args.modality == "face" else None)
+    table = recipe.run(args.data, out, folds, final=not args.table_only)
+    Console().print(table.read_text())
+    if args.install and not args.table_only:
+        kind = "visual" if args.modality == "face" else "audio"
+        (STARTER / kind).mkdir(parents=True, exist_ok=True)
+        for name in ("model.safetensors", "bundle.json"):
+            shutil.copy(out / "bundle" / name, STARTER / kind / name)
+        write_card(STARTER / kind, recipe.CARD, "videos/images" if kind == "visual" else "files")
+        console.print(f"installed as the starter {kind} model in {STARTER / kind}, with its MODEL_CARD.md")
+    return 0
+
+
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="folder for the sample uploads and results")
 
@@ -384,6 +429,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.usage = "deepfake-detect train {fit,validate,test,predict} --config YAML [LightningCLI options]"
 
 
+@command("train", _train_args, "deepfake-detect train fit --config configs/visual/cpu_small.yaml --trainer.max_epochs 5")
+def train_cmd(args: argparse.Namespace) -> int:
+    """Train a detector with LightningCLI (`deepfake-detect train fit --help` lists its options)."""
+    from detector.train import main as lightning_cli
+
+    lightning_cli(args.lightning_args)
+    return 0
 
 
 def _progress() -> Progress | LineProgress:
@@ -396,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     for plugin in entry_points(group="deepfake_detect.commands"):  # e.g. the server's `serve`
         plugin.load()
     parser = argparse.ArgumentParser(prog="deepfake-detect", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('deepfake-detector')}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, run, example) in COMMANDS.items():
         add_args(sub.add_parser(name, help=run.__doc__, description=run.__doc__, epilog=f"example:\n  {example}",
@@ -414,11 +467,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-@command("train", _train_args, "deepfake-detect train fit --config configs/visual/cpu_small.yaml --trainer.max_epochs 5")
-def train_cmd(args: argparse.Namespace) -> int:
-    """Train a detector with LightningCLI (`deepfake-detect train fit --help` lists its options)."""
-    from detector.train import main as lightning_cli
-
-    lightning_cli(args.lightning_args)
-    return 0
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('deepfake-detector')}")

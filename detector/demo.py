@@ -131,7 +131,7 @@ def quiet_lightning() -> Iterator[None]:
 def train(module: L.LightningModule, data: L.LightningDataModule, bundle: Path, root: Path, epochs: int,
           say: Callable[[str], None] = print) -> Path:
     callbacks = [L.pytorch.callbacks.ModelCheckpoint(dirpath=root / "ckpt", monitor="val/video_auc", mode="max"),
-                 WriteBundle(out=str(bundle), fpr=0.05, review_fpr=0.2), EpochLines(bundle.name, say)]
+                 WriteBundle(out=str(bundle), fpr=0.05, review_fpr=0.2, demo=True), EpochLines(bundle.name, say)]
     with quiet_lightning():
         trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
                             enable_model_summary=False, default_root_dir=str(root), log_every_n_steps=1,

@@ -91,8 +91,9 @@ class WriteBundle(L.Callback):
     """At the end of fit: best checkpoint -> calibration and thresholds on validation -> bundle."""
 
     def __init__(self, out: str = "out/bundle", calibration: str = "temperature",
-                 fpr: float = 0.01, review_fpr: float = 0.1):
-        self.out, self.calibration, self.fpr, self.review_fpr = out, calibration, fpr, review_fpr
+                 fpr: float = 0.01, review_fpr: float = 0.1, demo: bool = False):
+        """`demo`: the bundle says it learned from generated samples (scoring then warns)."""
+        self.out, self.calibration, self.fpr, self.review_fpr, self.demo = out, calibration, fpr, review_fpr, demo
 
     def on_fit_end(self, trainer: L.Trainer, module: BinaryDetector) -> None:
         if trainer.global_rank != 0:
@@ -108,7 +109,7 @@ class WriteBundle(L.Callback):
         thresholds = Thresholds(likely_fake=threshold_at_fpr(vy, vs, self.fpr),
                                 review=threshold_at_fpr(vy, vs, self.review_fpr))
         meta = BundleMeta(
-            **module.bundle_fields(dm), calibration=cal, thresholds=thresholds,
+            **module.bundle_fields(dm), demo=self.demo, calibration=cal, thresholds=thresholds,
             operating_point={"likely_fake": f"{self.fpr:.0%} FPR on validation videos/files",
                              "review": f"{self.review_fpr:.0%} FPR on validation videos/files"},
             training=dict(dm.hparams) | {"epochs": trainer.current_epoch, "checkpoint": str(best),

@@ -38,7 +38,7 @@ def _crop_items(bundle, rows: list[Row], device: str, status: dict, progress):
 def _scorer_items(bundle, kind: str, rows: list[Row], frames: int, device: str, workers: int, status: dict, progress):
     """Uploads through the production Scorer: its per-crop or per-window scores, and its upload score."""
     by_path = {r.path: r for r in rows}
-    scorer = Scorer(**{kind: bundle}, device=device, sampling=SamplingConfig(frames=frames))
+    scorer = Scorer(**{"visual": None, "audio": None, kind: bundle}, device=device, sampling=SamplingConfig(frames=frames))
     item_rows, keys, probs, upload = [], [], [], {}
     for v in scorer.score_many(list(by_path), workers=workers):
         if progress:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +130,7 @@ def probe(path: str | Path, limits: MediaLimits = MediaLimits()) -> MediaInfo:
         raise UnsupportedMedia(f"{path}: HEIF/AVIF images are not supported; convert to JPEG or PNG")
     if fmt in _IMAGE_FORMATS:
         with _open_image(path, limits) as im:
-            return MediaInfo(str(path), "image", fmt, size, *_upright_size(im))
+            return MediaInfo(str(path), "image", fmt, size, *_upright_size(im, path))
     with _open_av(path) as container:
         return _probe_av(path, fmt, size, container, limits)
 
@@ -202,9 +201,12 @@ def _open_image(path: Path, limits: MediaLimits) -> Image.Image:
     return im
 
 
-def _upright_size(im: Image.Image) -> tuple[int, int]:
+def _upright_size(im: Image.Image, path: Path) -> tuple[int, int]:
     w, h = im.size
-    orientation = im.getexif().get(0x0112, 1)
+    try:  # reading EXIF can read past the header: a truncated file fails here
+        orientation = im.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise CorruptMedia(f"{path}: the image data is damaged or truncated ({e})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 

@@ -91,10 +91,16 @@ class ResultsFile:
         """One row per upload, flattened."""
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["id", "path", "media_type", "score", "decision", "visual_score", "audio_score", "error_type",
-                        "error"])
+            w.writerow(["id", "path", "media_type", "score", "decision", "visual_score", "audio_score", "models",
+                        "error_type", "error"])
             for rec in map(json.loads, self.latest.values()):
                 error = rec.get("error") or {}
                 w.writerow([rec.get("id"), rec["path"], rec.get("media_type"), rec.get("score"), rec.get("decision"),
                             (rec.get("visual") or {}).get("score"), (rec.get("audio") or {}).get("score"),
-                            error.get("reason"), error.get("message")])
+                            _models(rec.get("models") or []), error.get("reason"), error.get("message")])
+
+
+def _models(models: list[dict]) -> str:
+    """Which model versions decided, at which thresholds: `visual:starter-face@0a1b review=0.4 likely_fake=0.7`."""
+    return "; ".join(f"{m['kind']}:{m['name']}@{m['version']} review={m['thresholds']['review']:.4g} "
+                     f"likely_fake={m['thresholds']['likely_fake']:.4g}" for m in models)

@@ -6,6 +6,7 @@ The batch scorer, the server and evaluation all go through `Scorer.score_many`.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -13,11 +14,12 @@ from typing import Callable, Iterable, Iterator, Literal
 
 import numpy as np
 import torch
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from detector.audio_scoring import aggregate, voiced_windows
 from detector.batching import SharedBatches
-from detector.bundle import BundleMeta, load_bundle
+from detector.bundle import BundleMeta, Thresholds, load_bundle, resolve_bundle
 from detector.config import MediaLimits, SamplingConfig
 from detector.faces import FaceDetector, Scan, resolve_device, scan_files
 from detector.fusion import SEVERITY, Fusion
@@ -60,6 +62,8 @@ class ModelInfo(BaseModel):
     kind: str
     name: str
     version: str  # content hash of the weights
+    thresholds: Thresholds  # the calibrated scores at which this model says review and likely_fake
+    demo: bool = False  # trained on generated samples: never for real decisions
 
 
 class Verdict(BaseModel):
@@ -125,12 +129,14 @@ class Scorer:
     default 64 on CUDA and 8 on CPU, where bigger batches are slower (bench/batch_size.py).
     """
 
-    def __init__(self, visual: str | Path | None = None, audio: str | Path | None = None, device: str = "auto",
+    def __init__(self, visual: str | Path | None = "starter", audio: str | Path | None = "starter", device: str = "auto",
                  sampling: SamplingConfig = SamplingConfig(), limits: MediaLimits = MediaLimits(),
                  track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int | None = None,
                  runtime: Literal["torch", "onnx"] = "torch", fusion: Fusion = Fusion(),
                  provenance: ProvenancePolicy = ProvenancePolicy()):
-        """`runtime="onnx"` scores with the bundles' exported model.onnx through onnxruntime."""
+        """`visual`/`audio`: a bundle folder, "starter" (the models shipped in the package) or None (that
+        modality is not scored); `runtime="onnx"` scores with the bundles' exported model.onnx."""
+        visual, audio = resolve_bundle(visual, "visual"), resolve_bundle(audio, "audio")
         if visual is None and audio is None:
             raise ValueError("a scorer needs a visual or an audio bundle (or both)")
         dev = resolve_device(device)
@@ -139,11 +145,29 @@ class Scorer:
         self.detector = FaceDetector(self.visual[1].faces.model_copy(update={"device": device})) if visual else None
         self.sampling, self.limits, self.fusion, self.provenance = sampling, limits, fusion, provenance
         self.track_aggregation, self.topk = track_aggregation, topk
-        self.models = [ModelInfo(kind=m.kind, name=m.model.get("backbone", m.family), version=m.version)
+        self.models = [ModelInfo(kind=m.kind, name=m.name or m.model.get("backbone", m.family), version=m.version,
+                                 thresholds=m.thresholds, demo=m.demo)
                        for _, m in filter(None, (self.visual, self.audio))]
+        self.warnings = [f"the {m.kind} model {m.name} ({m.version}) is a demo model, trained on generated samples: "
+                         "its scores mean nothing for real uploads" for m in self.models if m.demo]
         batch_size = batch_size or (64 if dev.type == "cuda" else 8)
         self.crops = SharedBatches(self._crop_probs, batch_size) if visual else None
         self.windows = SharedBatches(self._window_probs, batch_size) if audio else None
+
+    def score(self, upload: str | Path | bytes | np.ndarray) -> Verdict | ErrorRecord:
+        """One upload: a path, the file's bytes, or an (H, W, 3) uint8 RGB image. The record's `path`
+        is `<bytes>` or `<array>` for uploads that came without one."""
+        if isinstance(upload, (str, Path)):
+            (record,) = self.score_many([upload], workers=1)
+            return record
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "upload"  # media are recognised by content, not by name
+            if isinstance(upload, np.ndarray):
+                Image.fromarray(upload).save(path, format="PNG")
+            else:
+                path.write_bytes(upload)
+            (record,) = self.score_many([path], workers=1)
+        return record.model_copy(update={"path": "<array>" if isinstance(upload, np.ndarray) else "<bytes>"})
 
     def score_many(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[Verdict | ErrorRecord]:
         """Verdicts as uploads finish (not in input order); frames, crops and windows of many uploads

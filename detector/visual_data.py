@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lightning as L
@@ -59,9 +60,13 @@ class CropDataset(Dataset):
 class CropDataModule(L.LightningDataModule):
     def __init__(self, cache: str, batch_size: int = 32, num_workers: int = 2, crop_size: int = 224,
                  balance: bool = True, sbi: float = 0.0, real_only: bool = False, val_split: str = "val",
+                 holdout: str | None = None, holdout_split: str | None = None, merge_test: bool = False,
                  seed: int = 0):
         """`sbi`: share of real training crops turned into self-blended fakes; `real_only` drops
-        the dataset's own fakes (SBI then makes every fake)."""
+        the dataset's own fakes (SBI then makes every fake). Leave-one-source-out: crops whose file
+        path matches the regular expression `holdout` (and, with `holdout_split`, are in that split of
+        their manifest) are the test split and nothing else is: the manifest's other test crops train,
+        as they do with `merge_test` (the final model)."""
         super().__init__()
         self.save_hyperparameters()
         self.datasets: dict[str, CropDataset] = {}
@@ -71,10 +76,20 @@ class CropDataModule(L.LightningDataModule):
         records = read_index(h.cache)
         if not records:
             raise ValueError(f"{h.cache}: no crops; run `deepfake-detect preprocess` first")
+        for r in records:
+            r["split"] = self._split(r)
         for split, augment in (("train", True), (h.val_split, False), ("test", False)):
             recs = [r for r in records if r["split"] == split and not (split == "train" and h.real_only and r["label"])]
             self.datasets[split] = CropDataset(h.cache, recs, h.crop_size, augment,
                                                sbi=h.sbi if split == "train" else 0.0, seed=h.seed)
+
+    def _split(self, rec: dict) -> str:
+        h = self.hparams
+        if h.holdout and re.search(h.holdout, rec["path"]) and h.holdout_split in (None, rec["split"]):
+            return "test"
+        if (h.holdout or h.merge_test) and rec["split"] == "test":
+            return "train"
+        return rec["split"]
 
     def train_dataloader(self) -> DataLoader:
         ds = self.datasets["train"]

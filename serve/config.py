@@ -73,8 +73,8 @@ class ServeConfig(Strict):
     port: int = 8000
     database_url: str = "sqlite:///var/serve/serve.db"  # or postgresql+psycopg://user@host/db
     store_dir: Path = Path("var/serve/store")  # upload bytes and evidence, content-addressed
-    visual: str | None = None  # checkpoint bundles; at least one
-    audio: str | None = None
+    visual: str | None = "starter"  # bundle folders, "starter" (shipped in the package) or none; at least one
+    audio: str | None = "starter"
     fusion: Fusion = Fusion()
     sampling: SamplingConfig = SamplingConfig()
     limits: MediaLimits = MediaLimits(max_bytes=512 * 1024**2, max_duration_s=1800)

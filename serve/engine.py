@@ -93,6 +93,8 @@ class Engine:
         e = cfg.engine
         self.scorer = Scorer(cfg.visual, cfg.audio, e.device, cfg.sampling, cfg.limits, batch_size=e.max_batch_size,
                              fusion=cfg.fusion, provenance=cfg.provenance)
+        for warning in self.scorer.warnings:
+            log.warning(warning)
         for name, batches in (("visual", self.scorer.crops), ("audio", self.scorer.windows)):
             if batches:
                 batches.on_batch = metrics.BATCH_SIZE.labels(name).observe

@@ -5,6 +5,8 @@ A new family is one module here with a builder decorated by `@register_model("na
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Callable
 
 import torch
@@ -20,15 +22,19 @@ def register_model(name: str):
     return add
 
 
-def create_model(family: str, **kwargs) -> torch.nn.Module:
-    from detector.models import audio, visual  # noqa: F401  (registers their families)
+def _load_all() -> None:
+    """Import every module of this package: each registers its families."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
+
+def create_model(family: str, **kwargs) -> torch.nn.Module:
+    _load_all()
     if family not in _REGISTRY:
         raise KeyError(f"unknown model family {family!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[family](**kwargs)
 
 
 def model_names() -> list[str]:
-    from detector.models import audio, visual  # noqa: F401
-
+    _load_all()
     return sorted(_REGISTRY)

@@ -38,12 +38,12 @@ def test_verdicts_follow_the_contract(bundles, media_dir, tmp_path):
 
 
 def test_a_missing_modality_is_not_scored(bundles, media_dir):
-    (verdict,) = Scorer(audio=bundles[1], device="cpu").score_many([media_dir / "pan.mp4"])
+    (verdict,) = Scorer(visual=None, audio=bundles[1], device="cpu").score_many([media_dir / "pan.mp4"])
     assert verdict.visual is None and verdict.audio.score is not None and len(verdict.models) == 1
-    (image,) = Scorer(audio=bundles[1], device="cpu").score_many([media_dir / "astronaut.png"])
+    (image,) = Scorer(visual="none", audio=bundles[1], device="cpu").score_many([media_dir / "astronaut.png"])
     assert image.decision == "no_signal" and image.audio is None  # no speech and no face model
     with pytest.raises(ValueError):
-        Scorer()
+        Scorer(visual=None, audio=None)
 
 
 def test_uploads_share_model_batches_and_score_as_they_would_alone(bundles, media_dir):
@@ -172,3 +172,16 @@ def test_a_declared_ai_upload_is_routed_by_its_manifest(bundles, media_dir, tmp_
     assert routed.decision == "likely_fake" and routed.decided_by == "provenance" and routed.score is None
     (clean,) = Scorer(*bundles, device="cpu").score_many([media_dir / "coffee.png"])
     assert clean.provenance is None and clean.decision == "no_signal"
+
+
+def test_python_api_scores_paths_bytes_and_arrays(bundles, media_dir):
+    from detector import Scorer as PublicScorer
+    from detector.media import read_image
+
+    scorer = PublicScorer(bundles[0], None, device="cpu")
+    photo = media_dir / "astronaut.png"
+    by_path, by_bytes = scorer.score(photo), scorer.score(photo.read_bytes())
+    by_array = scorer.score(read_image(photo))
+    assert by_bytes.id == by_path.id and by_bytes.path == "<bytes>" and by_array.path == "<array>"
+    assert by_bytes.score == by_path.score and by_array.decision == by_path.decision != "no_signal"
+    assert isinstance(scorer.score(b"not media"), ErrorRecord)

@@ -14,14 +14,14 @@ from detector.datasets import manifest
 from detector.models import create_model, model_names
 from detector.models.audio import Spectral
 
-FAMILIES = {"lcnn": {}, "rawnet": {}, "timm": {"backbone": "resnet10t"}}
+FAMILIES = {"lcnn": {}, "rawnet": {}, "timm": {"backbone": "resnet10t"}, "voice_probe": {}}
 
 
 def test_registry_covers_every_family():
     assert set(model_names()) == set(FAMILIES)
 
 
-@pytest.mark.parametrize("family", ["lcnn", "rawnet"])
+@pytest.mark.parametrize("family", ["lcnn", "rawnet", "voice_probe"])
 @pytest.mark.parametrize("samples_in", [8_000, 64_600])
 def test_audio_nets_take_any_length_and_learn(family, samples_in):
     torch.manual_seed(0)
@@ -30,7 +30,8 @@ def test_audio_nets_take_any_length_and_learn(family, samples_in):
     out = net(x)
     assert out.shape == (3,) and torch.isfinite(out).all()
     out.sum().backward()
-    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+    # voice_probe learns its head only: its pretrained encoder stays as it came
+    assert all(p.grad is not None for n, p in net.named_parameters() if not n.startswith("encoder."))
 
 
 def test_lfcc_is_60_dimensional_at_100_frames_per_second():

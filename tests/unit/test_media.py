@@ -6,7 +6,6 @@ import shutil
 import struct
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,6 +237,9 @@ def test_truncated_and_corrupt_images(media_dir, tmp_path):
     (tmp_path / "head.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     with pytest.raises(CorruptMedia):
         probe(tmp_path / "head.png")
+    (tmp_path / "cut.png").write_bytes((media_dir / "astronaut.png").read_bytes()[:200])  # EXIF read runs off the end
+    with pytest.raises(CorruptMedia, match="truncated"):
+        probe(tmp_path / "cut.png")
 
 
 def test_missing_file_and_folder(tmp_path):
