@@ -6,6 +6,7 @@ plus self-blended fakes of every real face, and its leave-one-source-out table.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -93,7 +94,13 @@ def run(data: str | Path, out: str | Path, folds: list[str], epochs: int = RECIP
     calibration and thresholds set on the held-out predictions of all folds."""
     out = Path(out)
     cache = out / "cache"
-    counts = build_cache(data, cache)
+    done = itertools.count(1)
+
+    def progress() -> None:  # the first run cuts ~4,300 files: a line every 200
+        if (n := next(done)) % 200 == 0:
+            print(f"  face crops: {n} files", flush=True)
+
+    counts = build_cache(data, cache, progress=progress)
     print(f"face crops: {counts}", flush=True)
     rows, pooled = [], {"logits": [], "labels": [], "videos": []}
     for name in folds:
