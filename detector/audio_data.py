@@ -37,7 +37,7 @@ def reencode(wave: np.ndarray, rng: np.random.Generator, sample_rate: int = 16_0
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks = [o.to_ndarray().reshape(-1) for f in inp.decode(audio=0) for o in resampler.resample(f)]
     decoded = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return _fit(decoded, len(wave))
+    return fit_length(decoded, len(wave))
 
 
 def telephone(wave: np.ndarray, sample_rate: int = 16_000) -> np.ndarray:
@@ -61,7 +61,7 @@ def augment(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return wave
 
 
-def _fit(wave: np.ndarray, n: int) -> np.ndarray:
+def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
     """Exactly n samples: repeat a short clip, cut a long one."""
     if len(wave) == 0:
         return np.zeros(n, np.float32)
@@ -92,7 +92,7 @@ class AudioDataset(Dataset):
         if self.train and len(wave) > self.window:
             start = int(self.rng.integers(0, len(wave) - self.window))
             wave = wave[start : start + self.window]
-        wave = _fit(wave, self.window)
+        wave = fit_length(wave, self.window)
         if self.train:
             wave = augment(wave, self.rng)
         return torch.from_numpy(np.ascontiguousarray(wave)), torch.tensor(self.rows[i].label, dtype=torch.float32), i

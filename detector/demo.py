@@ -8,11 +8,8 @@ scorer runs over the sample uploads. The models show the pipeline; they decide n
 
 from __future__ import annotations
 
-import logging
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import lightning as L
 import numpy as np
@@ -23,7 +20,7 @@ from detector import samples
 from detector.cache import preprocess
 from detector.config import FaceConfig
 from detector.datasets import manifest
-from detector.detector_module import WriteBundle
+from detector.detector_module import EpochLines, WriteBundle, quiet_lightning
 from detector.faces import FaceDetector, cut_crop, square_box
 from detector.sbi import self_blend
 
@@ -100,32 +97,6 @@ def build_training_sets(root: Path, detector: FaceDetector, rng: np.random.Gener
                 (voices / split / label).mkdir(parents=True, exist_ok=True)
                 samples.write_audio(voices / split / label / f"v{i:03d}.wav", wave)
     return crops, voices
-
-
-class EpochLines(L.Callback):
-    """One line per epoch: which model, the epoch, and the metrics logged so far."""
-
-    def __init__(self, name: str, say: Callable[[str], None]):
-        self.name, self.say = name, say
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        metrics = ", ".join(f"{k} {float(v):.3f}" for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1)
-        self.say(f"{self.name}: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, {metrics}")
-
-
-@contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Without Lightning's banners (accelerators found, a logging service's advert) and the deprecation
-    warnings its libraries raise: none is the user's to act on."""
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec")
-            yield
-    finally:
-        lightning_log.setLevel(level)
 
 
 def train(module: L.LightningModule, data: L.LightningDataModule, bundle: Path, root: Path, epochs: int,

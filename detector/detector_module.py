@@ -1,7 +1,12 @@
-"""What every detector's LightningModule shares: one step for train/val/test, video-level AUC, and
-the callback that turns the best checkpoint into a calibrated bundle."""
+"""What every detector's LightningModule shares: one step for train/val/test, video-level AUC, the
+callback that turns the best checkpoint into a calibrated bundle, and quiet per-epoch lines."""
 
 from __future__ import annotations
+
+import logging
+import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import lightning as L
 import numpy as np
@@ -120,3 +125,29 @@ class WriteBundle(L.Callback):
         )
         path = save_bundle(self.out, module.net, meta)
         print(f"checkpoint bundle written to {path}")
+
+
+class EpochLines(L.Callback):
+    """One line per epoch: which model, the epoch, and the metrics logged so far."""
+
+    def __init__(self, name: str, say: Callable[[str], None]):
+        self.name, self.say = name, say
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = ", ".join(f"{k} {float(v):.3f}" for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1)
+        self.say(f"{self.name}: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, {metrics}")
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Without Lightning's banners (accelerators found, a logging service's advert) and the deprecation
+    warnings its libraries raise: none is the user's to act on."""
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec")
+            yield
+    finally:
+        lightning_log.setLevel(level)

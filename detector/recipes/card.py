@@ -18,8 +18,11 @@ def write_card(bundle: str | Path, intro: str, unit: str) -> Path:
 
 ## Leave-one-source-out
 
-Each row: the recipe trained without that source, then scored on it ({unit}; 95% intervals from
-1,000 bootstrap resamples of whole {unit}).
+Figures of this recipe, not of these exact weights: each row is a model trained by the same
+recipe without that source, then scored on it ({unit}; 95% intervals from 1,000 bootstrap
+resamples of whole {unit}). The shipped weights (version `{meta.version}`) are the same recipe
+trained on every source, so no source is left to test them on; the table is the estimate of how
+they do on media of sources they never saw.
 
 {markdown(meta.metrics["loso"], unit)}
 

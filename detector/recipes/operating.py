@@ -1,7 +1,8 @@
 """Calibration and thresholds for a starter model, set on what it will meet: media of sources it
 never saw. The held-out predictions of every leave-one-source-out fold are pooled, and
 - calibration is Platt scaling on them, class-balanced (so 0.5 means "as likely fake as real")
-  and with its slope bounded, so scores neither saturate at 0/1 nor collapse onto one value;
+  and with its slope bounded, so calibration neither collapses scores onto one value nor sharpens
+  them into a wall of 0 and 1;
 - `likely_fake` and `review` sit at 1% and 10% false positives among the held-out real items
   (videos, images or files), whose count is recorded beside them.
 """
