@@ -84,8 +84,12 @@ class VoiceProbe(nn.Module):
                                       logmel.diff(dim=1).std(1)], 1))
         return torch.cat(out, 1)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, dim) features from `embed` -> (B,) spoof logits."""
+        return self.head((features - self.shift) / self.scale).squeeze(1)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.head((self.embed(wave) - self.shift) / self.scale).squeeze(1)
+        return self.classify(self.embed(wave))
 
 
 @register_model("voice_probe")

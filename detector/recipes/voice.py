@@ -139,7 +139,7 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
         for name in folds or sources:
             train, test = f["source"] != name, (f["source"] == name) & f["clean"] & ~f["vocoded"]
             fit_head(net, f["X"][train], f["y"][train], cells[train], r["C"])
-            logits = net.head((torch.tensor(f["X"][test], dtype=torch.float32) - net.shift) / net.scale).squeeze(1).numpy()
+            logits = net.classify(torch.tensor(f["X"][test], dtype=torch.float32)).numpy()
             table.append(held_out_row(name, f["y"][test], logits, f["item"][test]))
             print(f"  {name}: {table[-1]}", flush=True)
             pooled["logits"] += logits.tolist()
@@ -152,7 +152,7 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
     bundle = out / "bundle"
     audio = AudioConfig(window_s=WINDOW / 16_000, hop_s=WINDOW / 32_000)
     save_bundle(bundle, net, BundleMeta(kind="audio", family="voice_probe", model={"features": list(r["features"])},
-                                        audio=audio, training=dict(r) | {"windows_per_file": r["windows"]}))
+                                        audio=audio, training=dict(r)))
     operating = fit_operating_point(pooled["logits"], pooled["labels"], pooled["items"])
     data_counts = {"files": len(rows), "bona_fide": sum(1 for x in rows if x[1] == 0),
                    "spoof": sum(1 for x in rows if x[1] == 1), "sources": sorted(set(f["source"]))}
