@@ -1,4 +1,4 @@
-"""Score whole audio files: sliding windows, a voice gate, batched inference, one file score."""
+"""Audio as the networks see it: sliding windows, a voice gate, and the windows' scores as one file score."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
-import torch
 
-from detector.batching import SharedBatches
-from detector.calibration import Calibration
 from detector.config import AudioConfig
 
 FRAME_S = 0.02  # voice-gate frames
@@ -73,22 +70,6 @@ def voiced_windows(chunks: Iterable[np.ndarray], cfg: AudioConfig = AudioConfig(
         voiced = voiced_frames(samples, cfg)
         seg = Segment(start / sr, (start + len(samples)) / sr, float(voiced.mean()) if len(voiced) else 0.0)
         yield seg, _repeat(samples, window) if seg.voiced >= cfg.min_voiced else None
-
-
-@torch.inference_mode()
-def score_chunks(net: torch.nn.Module, calibration: Calibration, chunks: Iterable[np.ndarray],
-                 cfg: AudioConfig = AudioConfig(), batch_size: int = 32) -> tuple[float | None, list[Segment]]:
-    """File score and per-window segments for a stream of 16 kHz mono chunks."""
-    device = next(net.parameters()).device
-    batches = SharedBatches(lambda xs: calibration(net(torch.from_numpy(np.stack(xs)).to(device)).float().cpu().numpy()),
-                            batch_size)
-    segments: list[Segment] = []
-    for seg, x in voiced_windows(chunks, cfg):
-        segments.append(seg)
-        if x is not None:
-            batches.add(x, lambda p, seg=seg: setattr(seg, "score", p))
-    batches.flush()
-    return aggregate([s.score for s in segments if s.score is not None], cfg), segments
 
 
 def _repeat(wave: np.ndarray, n: int) -> np.ndarray:

@@ -1,64 +1,78 @@
-"""Model inputs from many uploads share model calls: each result goes back to its upload's callback."""
+"""Model inputs from many uploads share model calls: each input gets its output, or the call's error."""
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 
-class SharedBatches:
-    """Collects inputs from any number of uploads; a full batch runs at once, `flush` runs the rest.
 
-    `run` maps a list of inputs to one output per input. Thread-safe, so a server's threads can add
-    while its inference loop runs the batches that are `ready`. With `eager` off, `add` never runs the
-    model itself: the thread that adds (a server's hand-off thread) goes straight on to its next upload.
+class Batcher:
+    """A loop thread runs a batch once `batch_size` inputs wait or the oldest waited `max_wait_s`.
+
+    `run` maps a list of inputs to one output per input. Every input's `done` is called exactly once,
+    with its output or with the exception that ended its batch (a length mismatch is one), on a hooks
+    thread: the loop thread only runs the model. The loop thread lives while inputs wait.
     """
 
-    def __init__(self, run: Callable[[list[np.ndarray]], np.ndarray], batch_size: int,
-                 on_batch: Callable[[int], None] | None = None, eager: bool = True):
+    def __init__(self, run: Callable[[list[np.ndarray]], np.ndarray], batch_size: int, max_wait_s: float = 0.02,
+                 on_batch: Callable[[int], None] | None = None):
         """`on_batch` hears every batch's size (metrics, benchmarks)."""
-        self.run, self.batch_size, self.on_batch, self.eager = run, max(1, batch_size), on_batch, eager
-        self._items: list[tuple[np.ndarray, Callable[[float], None]]] = []
-        self._oldest = 0.0
-        self._lock = threading.Lock()
-        self._model = threading.Lock()  # one model call at a time
+        self.run, self.batch_size, self.max_wait_s, self.on_batch = run, max(1, batch_size), max_wait_s, on_batch
+        self._items: list[tuple[np.ndarray, Callable[[float | BaseException], None], float]] = []  # x, done, added
+        self._looping = False
+        self._cond = threading.Condition()
+        self._hooks = ThreadPoolExecutor(1, thread_name_prefix="hooks")
 
-    def add(self, x: np.ndarray, done: Callable[[float], None]) -> None:
-        with self._lock:
-            if not self._items:
-                self._oldest = time.monotonic()
-            self._items.append((x, done))
-            full = len(self._items) >= self.batch_size
-        if full and self.eager:
-            self._run_one()
-
-    def pending(self) -> int:
-        return len(self._items)
-
-    def waited(self) -> float:
-        """Seconds the oldest pending input has waited (0 when none)."""
-        return time.monotonic() - self._oldest if self._items else 0.0
-
-    def ready(self, max_wait_s: float) -> bool:
-        """A batch is full, or the oldest input waited `max_wait_s`."""
-        return len(self._items) >= self.batch_size or (bool(self._items) and self.waited() >= max_wait_s)
+    def add(self, x: np.ndarray, done: Callable[[float | BaseException], None]) -> None:
+        with self._cond:
+            self._items.append((x, done, time.monotonic()))
+            if not self._looping:
+                self._looping = True
+                threading.Thread(target=self._loop, daemon=True, name="batches").start()
+            self._cond.notify()
 
     def flush(self) -> None:
-        while self._items:
-            self._run_one()
+        """Run what waits now, without waiting for more inputs (the end of a batch job)."""
+        with self._cond:
+            self._items = [(x, done, -math.inf) for x, done, _ in self._items]
+            self._cond.notify()
 
-    def _run_one(self) -> None:
-        with self._model:
-            with self._lock:
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._items and len(self._items) < self.batch_size:
+                    left = self._items[0][2] + self.max_wait_s - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                if not self._items:
+                    self._looping = False
+                    return
                 batch, self._items = self._items[: self.batch_size], self._items[self.batch_size :]
-                self._oldest = time.monotonic()
-            if not batch:
-                return
-            out = self.run([x for x, _ in batch])
+            try:
+                out = self.run([x for x, _, _ in batch])
+                if len(out) != len(batch):
+                    raise RuntimeError(f"the model gave {len(out)} outputs for {len(batch)} inputs")
+                results: list = [float(y) for y in out]
+            except Exception as e:  # every input of the batch hears it
+                log.exception("model batch of %d", len(batch))
+                results = [e] * len(batch)
             if self.on_batch:
                 self.on_batch(len(batch))
-        for (_, done), y in zip(batch, out):
-            done(float(y))
+            self._hooks.submit(_answer, [done for _, done, _ in batch], results)
+
+
+def _answer(dones: list[Callable], results: list) -> None:
+    for done, y in zip(dones, results, strict=True):
+        try:
+            done(y)
+        except Exception:
+            log.exception("a batch result's hook")

@@ -22,7 +22,7 @@ from PIL import Image
 
 from detector.config import FrontEndConfig
 from detector.datasets import Row
-from detector.faces import FaceDetector, Scan, scan_files
+from detector.frontend import Scan, ScanSettings, scan_many
 from detector.media import MediaError, read_image
 
 
@@ -124,11 +124,11 @@ def preprocess(rows: Iterable[Row], cache: str | Path, cfg: FrontEndConfig = Fro
                 except MediaError as e:
                     commit({"path": row.path, "status": "error", "error": f"{type(e).__name__}: {e}"})
             return counts
-        detector = FaceDetector(cfg.faces)
-        for scan in scan_files(list(todo), detector, cfg.sampling, cfg.limits, decoders=workers):
+        settings = ScanSettings(limits=cfg.limits, sampling=cfg.sampling, faces=cfg.faces)
+        for scan in scan_many(list(todo), settings, workers):
             row = todo[scan.path]
             if scan.error is not None:
-                commit({"path": row.path, "status": "error", "error": f"{type(scan.error).__name__}: {scan.error}"})
+                commit({"path": row.path, "status": "error", "error": f"{scan.error['type']}: {scan.error['message']}"})
             else:
                 commit(_write_scan(cache, row, scan, crop_size, index))
     return counts

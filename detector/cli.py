@@ -74,7 +74,7 @@ def _frontend_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--frames", type=int, help="frames to sample evenly per video (default 32)")
     group.add_argument("--fps", type=float, help="sample this many frames per second instead")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default: the config's faces.device, auto)")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads")
+    p.add_argument("--workers", type=int, default=2, help="processes that read uploads (0: this one)")
 
 
 def _frontend_config(args: argparse.Namespace) -> FrontEndConfig:
@@ -99,19 +99,18 @@ def _faces_args(p: argparse.ArgumentParser) -> None:
          "deepfake-detect faces clip.mp4 uploads/ --out faces.jsonl --save-crops crops/")
 def faces_cmd(args: argparse.Namespace) -> int:
     """Run the face front end and show what it saw in each file."""
-    from detector.faces import FaceDetector, save_crops, scan_files
+    from detector.frontend import ScanSettings, save_crops, scan_many
 
     cfg = _frontend_config(args)
     paths = list(expand_inputs(args.paths))
-    detector = FaceDetector(cfg.faces)
+    settings = ScanSettings(limits=cfg.limits, sampling=cfg.sampling, faces=cfg.faces)
     out = open(args.out, "w") if args.out else None
     table = Table("file", "type", "frames", "frames with N faces", "tracks", "best prob", title="What the front end saw")
     errors = 0
     try:
         with _progress() as progress:
             task = progress.add_task("scanning", total=len(paths))
-            for scan in scan_files(paths, detector, cfg.sampling, cfg.limits, decoders=args.workers,
-                                   crops=bool(args.save_crops)):
+            for scan in scan_many(paths, settings, args.workers):
                 progress.advance(task)
                 record = scan.to_dict()
                 if out:
@@ -121,7 +120,7 @@ def faces_cmd(args: argparse.Namespace) -> int:
                     save_crops(scan, args.save_crops)
                 if scan.error is not None:
                     errors += 1
-                    table.add_row(scan.path, f"[red]{type(scan.error).__name__}", "", str(scan.error), "", "")
+                    table.add_row(scan.path, f"[red]{scan.error['type']}", "", scan.error["message"], "", "")
                     continue
                 counts = Counter(record["faces_per_frame"])
                 per_frame = ", ".join(f"{k} with {n}" for n, k in sorted(counts.items())) or "-"
@@ -185,7 +184,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", help="train, val, test or all")
     p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads")
+    p.add_argument("--workers", type=int, default=2, help="processes that read uploads (0: this one)")
 
 
 @command("evaluate", _evaluate_args,
@@ -232,7 +231,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", help="also write a flat CSV summary here")
     p.add_argument("--retry-errors", action="store_true",
                    help="score again uploads that failed as unsupported, corrupt or too large (other errors always are)")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads")
+    p.add_argument("--workers", type=int, default=2, help="processes that read uploads (0: this one)")
     p.add_argument("--batch-size", type=int, help="crops or audio windows per model call (default: 64 on CUDA, 8 on CPU)")
     p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -259,7 +258,8 @@ def score_cmd(args: argparse.Namespace) -> int:
     from detector.fusion import Fusion
     from detector.provenance import ProvenancePolicy
     from detector.results import ResultsFile
-    from detector.scoring import Scorer, file_id
+    from detector.frontend import file_id
+    from detector.scoring import Scorer
 
     items = list(args.inputs)
     expanded = [p for item in items for p in (sorted(glob.glob(item)) if glob.has_magic(item) else [item])]

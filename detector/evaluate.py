@@ -1,5 +1,6 @@
-"""Evaluate a bundle on a dataset through the real front end: face crops of sampled frames for a
-visual bundle, voice-gated sliding windows for an audio one; metrics per crop/window and per file."""
+"""Evaluate a bundle on a dataset through the Scorer that scores uploads: face crops of sampled frames
+for a visual bundle (or the images themselves, for datasets of crops), voice-gated sliding windows
+for an audio one; metrics per crop/window, per video/file and per upload."""
 
 from __future__ import annotations
 
@@ -9,52 +10,62 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.bundle import BundleMeta, load_bundle
-from detector.config import SamplingConfig
+from detector.bundle import BundleMeta
+from detector.config import MediaLimits, SamplingConfig
 from detector.datasets import Row
-from detector.faces import resolve_device
-from detector.media import MediaError, read_image
-from detector.scoring import ErrorRecord, Scorer, crop_logits
+from detector.faces import Face, FrameFaces, cut_crop
+from detector.frontend import Scan, error_record, file_id
+from detector.media import MediaError, probe, read_image
+from detector.scoring import ErrorRecord, Scorer
 from detector.metrics import binary_report, by_video
 from detector.plots import write_plots
 
 
-def _crop_items(bundle, rows: list[Row], device: str, status: dict, progress):
-    """Datasets of ready-made face crops: each image is one crop, its group the video."""
-    net, meta = load_bundle(bundle, resolve_device(device))
-    items = []
-    for r in rows:
-        try:
-            items.append((r, f"{r.group}:{r.label}", read_image(r.path)))  # as the crop cache keys videos
-            status["ok"] += 1
-        except MediaError:
-            status["error"] += 1
-        if progress:
-            progress()
-    probs = meta.calibration(crop_logits(net, meta, [c for _, _, c in items]))
-    return [r for r, _, _ in items], [v for _, v, _ in items], probs, {}
+def _crop_scan(path: str, size: int, limits: MediaLimits) -> Scan:
+    """An image of a face-crop dataset as a scan: the whole picture is its one face."""
+    out = Scan(path)
+    try:
+        out.sha256, out.info, image = file_id(path), probe(path, limits), read_image(path, limits)
+    except MediaError as e:
+        out.error = error_record(e)
+        return out
+    h, w = image.shape[:2]
+    box = np.array([0, 0, w, h])
+    face = Face(box=box.astype(float), prob=1.0, landmarks=np.zeros((5, 2)), crop_box=box,
+                crop=cut_crop(image, box, size), track=0)
+    out.frames = [FrameFaces(0, 0.0, w, h, [face])]
+    return out
 
 
-def _scorer_items(bundle, kind: str, rows: list[Row], frames: int, device: str, workers: int, status: dict, progress):
-    """Uploads through the production Scorer: its per-crop or per-window scores, and its upload score."""
+def _items(scorer: Scorer, kind: str, rows: list[Row], crops_as_is: bool, workers: int, out: Path, status: dict,
+           progress):
+    """Every upload through the Scorer (its Verdicts kept in verdicts.jsonl): per-crop or per-window
+    scores keyed by video (crop datasets: group and label, as the crop cache keys them), and upload scores."""
     by_path = {r.path: r for r in rows}
-    scorer = Scorer(**{"visual": None, "audio": None, kind: bundle}, device=device, sampling=SamplingConfig(frames=frames))
+    if crops_as_is:
+        size = scorer.settings.faces.crop_size
+        records = scorer.score_scans(_crop_scan(p, size, scorer.settings.limits) for p in by_path)
+    else:
+        records = scorer.score_many(list(by_path), workers=workers)
     item_rows, keys, probs, upload = [], [], [], {}
-    for v in scorer.score_many(list(by_path), workers=workers):
-        if progress:
-            progress()
-        if isinstance(v, ErrorRecord):
-            status["error"] += 1
-            continue
-        result = v.visual if kind == "visual" else v.audio
-        scores = ([f.score for t in result.faces for f in t.frames] if kind == "visual"
-                  else [s.score for s in result.segments if s.score is not None]) if result else []
-        status["ok" if scores else "no_signal"] += 1
-        item_rows += [by_path[v.path]] * len(scores)
-        keys += [v.path] * len(scores)
-        probs += scores
-        if v.score is not None:
-            upload[v.path] = v.score
+    with open(out / "verdicts.jsonl", "w") as kept:
+        for v in records:
+            kept.write(v.model_dump_json() + "\n")
+            if progress:
+                progress()
+            if isinstance(v, ErrorRecord):
+                status["error"] += 1
+                continue
+            result = v.visual if kind == "visual" else v.audio
+            scores = ([f.score for t in result.faces for f in t.frames] if kind == "visual"
+                      else [s.score for s in result.segments if s.score is not None]) if result else []
+            status["ok" if scores else "no_signal"] += 1
+            row = by_path[v.path]
+            item_rows += [row] * len(scores)
+            keys += [f"{row.group}:{row.label}" if crops_as_is else v.path] * len(scores)
+            probs += scores
+            if v.score is not None:
+                upload[v.path] = v.score
     return item_rows, keys, np.asarray(probs), upload
 
 
@@ -66,10 +77,9 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     status: dict = defaultdict(int)
-    if crops_as_is:
-        item_rows, videos, probs, upload = _crop_items(bundle, rows, device, status, progress)
-    else:
-        item_rows, videos, probs, upload = _scorer_items(bundle, meta.kind, rows, frames, device, workers, status, progress)
+    scorer = Scorer(**{"visual": None, "audio": None, meta.kind: bundle}, device=device,
+                    sampling=SamplingConfig(frames=frames))
+    item_rows, videos, probs, upload = _items(scorer, meta.kind, rows, crops_as_is, workers, out, status, progress)
     labels = np.array([r.label for r in item_rows], int)
     vs, vy, vkeys = by_video(probs, labels, videos)
     source_of = {v: r.source for r, v in zip(item_rows, videos)}

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import queue
-import threading
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from scipy.optimize import linear_sum_assignment
 
-from detector.config import FaceConfig, MediaLimits, SamplingConfig
-from detector.media import Frame, MediaError, MediaInfo, iter_frames, probe
+from detector.config import FaceConfig
+from detector.media import Frame
 from detector.mtcnn import Cascade
 
 
@@ -68,37 +62,6 @@ class Track:
             "first_t": round(frames[self.frames[0]].t, 3),
             "last_t": round(frames[self.frames[-1]].t, 3),
             "mean_prob": round(self.mean_prob, 5),
-        }
-
-
-@dataclass
-class Scan:
-    """What the front end saw in one upload."""
-
-    path: str
-    info: MediaInfo | None = None
-    frames: list[FrameFaces] = field(default_factory=list)
-    tracks: list[Track] = field(default_factory=list)
-    error: MediaError | None = None
-    started: float = field(default_factory=time.perf_counter)
-
-    def to_dict(self) -> dict:
-        if self.error is not None:
-            return {"path": self.path, "error": {"type": type(self.error).__name__,
-                                                 "reason": self.error.reason, "message": str(self.error)}}
-        info = self.info
-        return {
-            "path": self.path,
-            "media_type": info.kind,
-            "format": info.format,
-            "width": info.width,
-            "height": info.height,
-            "duration_s": round(info.duration_s, 3),
-            "frames_read": len(self.frames),
-            "faces_per_frame": [len(f.faces) for f in self.frames],
-            "frames": [{"index": f.index, "t": round(f.t, 3), "faces": [x.to_dict() for x in f.faces]}
-                       for f in self.frames],
-            "tracks": [t.to_dict(self.frames) for t in self.tracks],
         }
 
 
@@ -163,17 +126,6 @@ class FaceDetector:
         found = self.detect([f.image for f in frames], crops)
         return [FrameFaces(f.index, f.t, f.image.shape[1], f.image.shape[0], faces)
                 for f, faces in zip(frames, found)]
-
-
-def save_crops(scan: Scan, root: str | Path) -> Path:
-    """Write a scan's crops as `ROOT/<file stem>-<path hash>/t<track>_f<frame>.jpg`."""
-    folder = Path(root) / f"{Path(scan.path).stem}-{hashlib.sha1(scan.path.encode()).hexdigest()[:8]}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for frame in scan.frames:
-        for face in frame.faces:
-            if face.crop is not None:
-                Image.fromarray(face.crop).save(folder / f"t{face.track}_f{frame.index:04d}.jpg", quality=95)
-    return folder
 
 
 def square_box(box: np.ndarray, scale: float) -> np.ndarray:
@@ -241,87 +193,3 @@ def link_tracks(frames: list[FrameFaces], cfg: FaceConfig = FaceConfig()) -> lis
             track.mean_prob += (face.prob - track.mean_prob) / len(track.frames)
             last[face.track] = (fi, face.box)
     return tracks
-
-
-def scan_files(
-    paths: Iterable[str | Path],
-    detector: FaceDetector,
-    sampling: SamplingConfig = SamplingConfig(),
-    limits: MediaLimits = MediaLimits(),
-    decoders: int = 2,
-    crops: bool = True,
-) -> Iterator[Scan]:
-    """Scan many uploads: `decoders` threads decode, one detector batches frames across uploads.
-
-    Scans come out as uploads finish (not in input order). Memory holds at most a few batches of
-    frames whatever the videos' lengths; an upload that fails to decode yields a Scan with `error`.
-    """
-    bs = detector.batch_size
-    q: queue.Queue = queue.Queue(maxsize=2 * bs)
-    todo = iter(paths)
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def decode() -> None:
-        while not stop.is_set():
-            with lock:
-                path = next(todo, None)
-            if path is None:
-                break
-            scan = Scan(str(path))
-            try:
-                scan.info = probe(path, limits)
-                frames = iter_frames(path, sampling, limits, scan.info) if scan.info.kind != "audio" else ()
-                for frame in frames:  # audio alone: a valid scan with no frames
-                    if stop.is_set():
-                        return
-                    q.put((scan, frame))
-            except MediaError as e:
-                scan.error = e
-            q.put((scan, None))  # end of this upload
-        q.put(None)  # this decoder is done
-
-    pending: list[tuple[Scan, Frame]] = []
-    ended: list[Scan] = []
-
-    def run_batch() -> None:
-        nonlocal pending
-        batch, pending = pending[:bs], pending[bs:]
-        for (scan, f), faces in zip(batch, detector.detect([f.image for _, f in batch], crops)):
-            scan.frames.append(FrameFaces(f.index, f.t, f.image.shape[1], f.image.shape[0], faces))
-
-    def finished() -> Iterator[Scan]:
-        waiting = {id(s) for s, _ in pending}
-        for scan in [s for s in ended if id(s) not in waiting]:
-            ended.remove(scan)
-            scan.tracks = link_tracks(scan.frames, detector.cfg)
-            yield scan
-
-    threads = [threading.Thread(target=decode, daemon=True) for _ in range(max(1, decoders))]
-    for t in threads:
-        t.start()
-    live = len(threads)
-    try:
-        while live:
-            item = q.get()
-            if item is None:
-                live -= 1
-                continue
-            scan, frame = item
-            if frame is None:
-                ended.append(scan)
-            else:
-                pending.append((scan, frame))
-            if len(pending) >= bs:
-                run_batch()
-            yield from finished()
-        while pending:
-            run_batch()
-        yield from finished()
-    finally:
-        stop.set()
-        while any(t.is_alive() for t in threads):  # unblock decoders waiting on a full queue
-            try:
-                q.get(timeout=0.01)
-            except queue.Empty:
-                pass

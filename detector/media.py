@@ -322,10 +322,11 @@ def iter_audio(
     limits: MediaLimits = MediaLimits(),
     window_s: float = 30.0,
     sample_rate: int = SAMPLE_RATE,
+    info: MediaInfo | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the audio (or a video's audio track) as mono float32 chunks of `window_s` seconds."""
     path = Path(path)
-    info = probe(path, limits)
+    info = info or probe(path, limits)
     if not info.has_audio:
         raise UnsupportedMedia(f"{path}: the {info.kind} has no audio track")
     window = max(1, int(window_s * sample_rate))

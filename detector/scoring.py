@@ -1,14 +1,16 @@
-"""One scorer for every upload: face tracks and voice windows -> calibrated scores -> a Verdict.
+"""One scorer for every upload: what `scan` read -> calibrated scores -> a Verdict.
 
-The batch scorer, the server and evaluation all go through `Scorer.score_many`.
+The batch scorer and evaluation call `Scorer.score_many`; the server's engine runs `scan` in its
+workers and hands each Scan to `Scorer.submit`, as `score_many` does.
 """
 
 from __future__ import annotations
 
-import hashlib
+import queue
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal
 
@@ -17,13 +19,13 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from detector.audio_scoring import aggregate, voiced_windows
-from detector.batching import SharedBatches
+from detector.audio_scoring import aggregate
+from detector.batching import Batcher
 from detector.bundle import BundleMeta, Thresholds, load_bundle, resolve_bundle
 from detector.config import MediaLimits, SamplingConfig
-from detector.faces import FaceDetector, Scan, resolve_device, scan_files
+from detector.faces import resolve_device
+from detector.frontend import Scan, ScanSettings, error_record, scan_many
 from detector.fusion import SEVERITY, Fusion
-from detector.media import MediaError, iter_audio, probe
 from detector.provenance import Provenance, ProvenancePolicy
 
 Decision = Literal["likely_fake", "review", "clear", "no_signal"]
@@ -86,14 +88,6 @@ class ErrorRecord(BaseModel):
     error: dict  # type, reason, message
 
 
-def file_id(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @torch.inference_mode()
 def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
     """Logits for (S, S, 3) uint8 crops, resized to the bundle's input size, in batches."""
@@ -110,13 +104,12 @@ def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray],
 class _Pending:
     """One upload between its scan and its Verdict: waits for its crops' and windows' scores."""
 
-    def __init__(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None], uid: str | None):
-        self.scan, self.done, self.uid = scan, done, uid
+    def __init__(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None]):
+        self.scan, self.done = scan, done
         self.faces = [(fr, f) for fr in scan.frames for f in fr.faces]
         self.probs = np.zeros(len(self.faces))
-        self.segments: list | None = None  # audio windows' Segments; None: audio not scored
-        self.audio_error: MediaError | None = None
-        self.provenance: Provenance | None = None
+        self.scores: list[float | None] = [None] * len(scan.segments or ())  # per audio window
+        self.error: dict | None = scan.error
         self.waiting = 1  # the submission itself, until every input is handed over
         self.submitted = time.perf_counter()
         self.lock = threading.Lock()
@@ -125,15 +118,17 @@ class _Pending:
 class Scorer:
     """Built from a visual and/or an audio bundle; a missing one means that modality is not scored.
 
-    Face crops and voice windows of every upload in flight share model batches of `batch_size`; by
-    default 64 on CUDA and 8 on CPU, where bigger batches are slower (bench/batch_size.py).
+    Uploads are read by `scan` (detector/frontend.py); the Scorer batches what it read, face crops and
+    voice windows of every upload in flight, through the networks (detector/batching.py): `batch_size`
+    inputs, by default 64 on CUDA and 8 on CPU where bigger batches are slower (bench/batch_size.py),
+    or fewer once the oldest waited `max_wait_ms`.
     """
 
     def __init__(self, visual: str | Path | None = "starter", audio: str | Path | None = "starter", device: str = "auto",
                  sampling: SamplingConfig = SamplingConfig(), limits: MediaLimits = MediaLimits(),
                  track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int | None = None,
                  runtime: Literal["torch", "onnx"] = "torch", fusion: Fusion = Fusion(),
-                 provenance: ProvenancePolicy = ProvenancePolicy()):
+                 provenance: ProvenancePolicy = ProvenancePolicy(), max_wait_ms: float = 20):
         """`visual`/`audio`: a bundle folder, "starter" (the models shipped in the package) or None (that
         modality is not scored); `runtime="onnx"` scores with the bundles' exported model.onnx."""
         visual, audio = resolve_bundle(visual, "visual"), resolve_bundle(audio, "audio")
@@ -142,8 +137,11 @@ class Scorer:
         dev = resolve_device(device)
         self.visual = load_bundle(visual, dev, runtime) if visual else None
         self.audio = load_bundle(audio, dev, runtime) if audio else None
-        self.detector = FaceDetector(self.visual[1].faces.model_copy(update={"device": device})) if visual else None
-        self.sampling, self.limits, self.fusion, self.provenance = sampling, limits, fusion, provenance
+        self.settings = ScanSettings(
+            limits=limits, sampling=sampling, provenance=provenance,
+            faces=self.visual[1].faces.model_copy(update={"device": device}) if visual else None,
+            audio=self.audio[1].audio if audio else None)
+        self.fusion, self.provenance = fusion, provenance
         self.track_aggregation, self.topk = track_aggregation, topk
         self.models = [ModelInfo(kind=m.kind, name=m.name or m.model.get("backbone", m.family), version=m.version,
                                  thresholds=m.thresholds, demo=m.demo)
@@ -151,14 +149,14 @@ class Scorer:
         self.warnings = [f"the {m.kind} model {m.name} ({m.version}) is a demo model, trained on generated samples: "
                          "its scores mean nothing for real uploads" for m in self.models if m.demo]
         batch_size = batch_size or (64 if dev.type == "cuda" else 8)
-        self.crops = SharedBatches(self._crop_probs, batch_size) if visual else None
-        self.windows = SharedBatches(self._window_probs, batch_size) if audio else None
+        self.crops = Batcher(self._crop_probs, batch_size, max_wait_ms / 1000) if visual else None
+        self.windows = Batcher(self._window_probs, batch_size, max_wait_ms / 1000) if audio else None
 
     def score(self, upload: str | Path | bytes | np.ndarray) -> Verdict | ErrorRecord:
-        """One upload: a path, the file's bytes, or an (H, W, 3) uint8 RGB image. The record's `path`
-        is `<bytes>` or `<array>` for uploads that came without one."""
+        """One upload: a path, the file's bytes, or an (H, W, 3) uint8 RGB image, read in this process.
+        The record's `path` is `<bytes>` or `<array>` for uploads that came without one."""
         if isinstance(upload, (str, Path)):
-            (record,) = self.score_many([upload], workers=1)
+            (record,) = self.score_many([upload], workers=0)
             return record
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "upload"  # media are recognised by content, not by name
@@ -166,70 +164,61 @@ class Scorer:
                 Image.fromarray(upload).save(path, format="PNG")
             else:
                 path.write_bytes(upload)
-            (record,) = self.score_many([path], workers=1)
+            (record,) = self.score_many([path], workers=0)
         return record.model_copy(update={"path": "<array>" if isinstance(upload, np.ndarray) else "<bytes>"})
 
-    def score_many(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[Verdict | ErrorRecord]:
-        """Verdicts as uploads finish (not in input order); frames, crops and windows of many uploads
-        share the face detector's and the classifiers' batches."""
-        ready: list[Verdict | ErrorRecord] = []
-        for scan in self.scan(paths, workers):
-            self.submit(scan, ready.append)
-            yield from ready
-            ready.clear()
+    def score_many(self, paths: Iterable[str | Path], workers: int = 2,
+                   timeout_s: float | None = 600) -> Iterator[Verdict | ErrorRecord]:
+        """Verdicts as uploads finish (not in input order): `workers` processes run `scan` (0: this process,
+        with no time limit), at most `timeout_s` per upload; what they read shares the models' batches."""
+        return self.score_scans(scan_many(paths, self.settings, workers, timeout_s), ahead=2 * max(1, workers))
+
+    def score_scans(self, scans: Iterable[Scan], ahead: int = 2) -> Iterator[Verdict | ErrorRecord]:
+        """A record per Scan as each is scored, with at most `ahead` more scans waiting for the models."""
+        records: queue.SimpleQueue = queue.SimpleQueue()
+        waiting = 0
+        for s in scans:
+            self.submit(s, records.put)
+            waiting += 1
+            while waiting and (waiting > ahead or not records.empty()):
+                if waiting > ahead:
+                    self.flush()
+                yield records.get()
+                waiting -= 1
         self.flush()
-        yield from ready
-
-    def scan(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[Scan]:
-        """The front end: probe, decode and find faces (what a scoring worker does before the models)."""
-        if self.detector is not None:
-            yield from scan_files(paths, self.detector, self.sampling, self.limits, decoders=workers)
-            return
-        for p in paths:  # audio alone: no frames to decode
-            scan = Scan(str(p))
-            try:
-                scan.info = probe(p, self.limits)
-            except MediaError as e:
-                scan.error = e
-            yield scan
-
-    def submit(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None], sha256: str | None = None) -> None:
-        """Hand a scanned upload to the shared batches; `done` gets its Verdict once its inputs are scored
-        (at once when a batch fills, else at the next `flush`). `sha256`: the upload's id, when known."""
-        if sha256 is None:  # hashed here, not in whichever thread completes the last batch
-            try:
-                sha256 = file_id(scan.path)
-            except OSError:
-                pass
-        job = _Pending(scan, done, sha256)
-        if scan.error is None:
-            job.provenance = self.provenance.read_file(scan.path)
-            if self.visual and scan.info.kind != "audio":
-                for i, (_, face) in enumerate(job.faces):
-                    self._add(job, self.crops, face.crop, lambda p, i=i: job.probs.__setitem__(i, p))
-            if self.audio and scan.info.has_audio:
-                job.segments = []
-                try:
-                    chunks = iter_audio(scan.path, self.limits, sample_rate=self.audio[1].audio.sample_rate)
-                    for seg, x in voiced_windows(chunks, self.audio[1].audio):
-                        job.segments.append(seg)
-                        if x is not None:
-                            self._add(job, self.windows, x, lambda p, seg=seg: setattr(seg, "score", p))
-                except MediaError as e:  # the picture was fine, the sound track is not
-                    job.audio_error = e
-        self._settle(job)
+        for _ in range(waiting):
+            yield records.get()
 
     def flush(self) -> None:
-        """Score whatever waits in partly filled batches (their uploads' `done` run)."""
+        """Score what waits in partly filled batches now."""
         for batches in filter(None, (self.crops, self.windows)):
             batches.flush()
 
-    def _add(self, job: _Pending, batches: SharedBatches, x: np.ndarray, put: Callable[[float], None]) -> None:
+    def submit(self, scan: Scan, done: Callable[[Verdict | ErrorRecord], None]) -> None:
+        """Hand what `scan` read to the models' batches; `done` gets its Verdict, or its error record,
+        exactly once, on the batches' hooks thread (or on this one when nothing needs a model)."""
+        job = _Pending(scan, done)
+        try:
+            if job.error is None and self.visual and scan.info.kind != "audio":
+                for i, (_, face) in enumerate(job.faces):
+                    self._add(job, self.crops, face.crop, lambda p, i=i: job.probs.__setitem__(i, p))
+            if job.error is None and self.audio and scan.segments is not None:
+                for i, x in enumerate(scan.windows):
+                    if x is not None:
+                        self._add(job, self.windows, x, lambda p, i=i: job.scores.__setitem__(i, p))
+        except Exception as e:  # what was handed over still answers; then the upload fails
+            job.error = error_record(e)
+        self._settle(job)
+
+    def _add(self, job: _Pending, batches: Batcher, x: np.ndarray, put: Callable[[float], None]) -> None:
         with job.lock:
             job.waiting += 1
 
-        def done(p: float) -> None:
-            put(p)
+        def done(p: float | BaseException) -> None:
+            if isinstance(p, BaseException):
+                job.error = job.error or {"type": type(p).__name__, "reason": "model_error", "message": str(p)}
+            else:
+                put(p)
             self._settle(job)
 
         batches.add(x, done)
@@ -253,30 +242,28 @@ class Scorer:
         return meta.calibration(net(x).float().cpu().numpy())
 
     def _verdict(self, job: _Pending) -> Verdict | ErrorRecord:
-        scan, uid = job.scan, job.uid
-        error = scan.error or job.audio_error
-        if error is not None:
-            where = "audio track: " if job.audio_error is not None else ""
-            return ErrorRecord(id=uid, path=scan.path, error={"type": type(error).__name__, "reason": error.reason,
-                                                               "message": where + str(error)})
+        scan = job.scan
+        if job.error is not None:
+            return ErrorRecord(id=scan.sha256, path=scan.path, error=job.error)
         visual = self._visual(job) if self.visual and scan.info.kind != "audio" else None
         audio = None
-        if job.segments is not None:
-            score = aggregate([s.score for s in job.segments if s.score is not None], self.audio[1].audio)
-            audio = AudioResult(score=None if score is None else round(score, 5),
-                                segments=[Segment(**s.to_dict()) for s in job.segments])
+        if self.audio and scan.segments is not None:
+            voiced = [p for p in job.scores if p is not None]
+            score = aggregate(voiced, self.audio[1].audio)
+            audio = AudioResult(score=None if score is None else round(score, 5), segments=[
+                Segment(**(replace(seg, score=p).to_dict())) for seg, p in zip(scan.segments, job.scores)])
         scores = {"visual": visual and visual.score, "audio": audio and audio.score}
         own = {m: b[1].thresholds for m, b in (("visual", self.visual), ("audio", self.audio)) if b}
         score, decision = self.fusion.fuse(scores, own)
-        routed = self.provenance.route(job.provenance)
+        routed = self.provenance.route(scan.provenance)
         by = "models"
         if routed and SEVERITY[routed] > SEVERITY[decision]:
             decision, by = routed, "provenance"
-        now = time.perf_counter()
-        timings = {"total": round((now - scan.started) * 1000, 1), "models": round((now - job.submitted) * 1000, 1)}
-        return Verdict(id=uid, path=scan.path, media_type=scan.info.kind, score=None if score is None else round(score, 5),
-                       decision=decision, visual=visual, audio=audio, models=self.models, timings_ms=timings,
-                       provenance=job.provenance, decided_by=by)
+        models_ms = round((time.perf_counter() - job.submitted) * 1000, 1)
+        timings = {"scan": scan.took_ms, "models": models_ms, "total": round(scan.took_ms + models_ms, 1)}
+        return Verdict(id=scan.sha256, path=scan.path, media_type=scan.info.kind,
+                       score=None if score is None else round(score, 5), decision=decision, visual=visual, audio=audio,
+                       models=self.models, timings_ms=timings, provenance=scan.provenance, decided_by=by)
 
     def _visual(self, job: _Pending) -> VisualResult:
         tracks: dict[int, list[FrameScore]] = {}

@@ -1,5 +1,6 @@
-"""The scoring engine: claims jobs from the store, decodes and finds faces in worker processes,
-and batches face crops and voice windows of every upload in flight into shared model calls.
+"""The scoring engine: claims jobs from the store, reads each upload with `scan` in worker processes
+under the job timeout, and hands what was read to the Scorer, whose batches mix the face crops and
+voice windows of every upload in flight.
 
 One engine per server process. Jobs are claimed with a lease that the engine renews while it
 works; a server killed mid-job leaves leases that run out, and any engine claims those jobs again.
@@ -10,24 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import re
 import socket
 import threading
 import time
 import uuid
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
-from multiprocessing.connection import wait
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from detector.config import FaceConfig, MediaLimits, SamplingConfig
-from detector.faces import Scan
+from detector.frontend import Scan, Scanner
 from detector.scoring import ErrorRecord, Scorer, Verdict
 from serve import metrics
 from serve.config import ServeConfig
@@ -35,56 +31,7 @@ from serve.files import FileStore
 from serve.store import Store
 
 log = logging.getLogger("serve.engine")
-_worker: dict = {}
 THUMBNAIL_SIDE = 480  # evidence frames, long side in pixels
-
-
-def _init_worker(faces: FaceConfig | None, sampling: SamplingConfig, limits: MediaLimits) -> None:
-    import torch
-
-    from detector.faces import FaceDetector
-
-    torch.set_num_threads(1)  # the workers share the machine with each other and the models
-    threading.Thread(target=_exit_with_server, daemon=True, name="exit-with-server").start()
-    _worker.update(detector=FaceDetector(faces) if faces else None, sampling=sampling, limits=limits)
-
-
-def _exit_with_server() -> None:
-    """In a worker: end as soon as the server process is gone, however it ended (kill -9 included)."""
-    wait([multiprocessing.parent_process().sentinel])
-    os._exit(1)
-
-
-def _scan(path: str) -> tuple[Scan, dict[int, bytes]]:
-    """In a worker: probe, decode the sampled frames, find and track faces, cut crops; with a small
-    JPEG of every frame that has a face (evidence for reviewers)."""
-    from detector.faces import link_tracks
-    from detector.media import MediaError, iter_frames, probe
-
-    scan, detector, thumbs = Scan(path), _worker["detector"], {}
-
-    def keep_thumbnails(frames):
-        for frame in frames:
-            thumbs[frame.index] = _thumbnail(frame.image)
-            yield frame
-
-    try:
-        scan.info = probe(path, _worker["limits"])
-        if detector is not None and scan.info.kind != "audio":
-            frames = iter_frames(path, _worker["sampling"], _worker["limits"], scan.info)
-            scan.frames = detector.scan(keep_thumbnails(frames))
-            scan.tracks = link_tracks(scan.frames, detector.cfg)
-    except MediaError as e:
-        scan.error = e
-    with_faces = {f.index for f in scan.frames if f.faces}
-    return scan, {i: jpeg for i, jpeg in thumbs.items() if i in with_faces}
-
-
-def _thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
-    """(H, W, 3) RGB -> JPEG bytes, the long side at most `side` pixels."""
-    s = min(1.0, side / max(image.shape[:2]))
-    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
-    return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
 
 class Engine:
@@ -92,41 +39,33 @@ class Engine:
         self.cfg, self.store, self.files = cfg, store, files
         e = cfg.engine
         self.scorer = Scorer(cfg.visual, cfg.audio, e.device, cfg.sampling, cfg.limits, batch_size=e.max_batch_size,
-                             fusion=cfg.fusion, provenance=cfg.provenance)
+                             fusion=cfg.fusion, provenance=cfg.provenance, max_wait_ms=e.max_wait_ms)
         for warning in self.scorer.warnings:
             log.warning(warning)
         for name, batches in (("visual", self.scorer.crops), ("audio", self.scorer.windows)):
             if batches:
                 batches.on_batch = metrics.BATCH_SIZE.labels(name).observe
-                batches.eager = False  # only the inference loop runs the models (below)
+        faces = self.scorer.settings.faces  # workers run on the CPU; the models keep the accelerator
+        settings = self.scorer.settings.model_copy(update={
+            "thumbnail_side": THUMBNAIL_SIDE, "faces": faces and faces.model_copy(update={"device": "cpu"})})
+        self.scanner = Scanner(settings, e.workers, e.job_timeout_s)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.in_flight: dict[str, dict] = {}  # upload id -> job row
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._done = threading.Condition()
-        self._pool = self._new_pool()
-        self._hand = ThreadPoolExecutor(2, thread_name_prefix="submit")  # voice decoding, handing inputs over
-        self._threads = [threading.Thread(target=f, daemon=True, name=f.__name__)
-                         for f in (self._claim_loop, self._batch_loop)]
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        faces = self.scorer.detector.cfg if self.scorer.detector else None
-        if faces is not None:  # workers run on the CPU; the models keep the accelerator
-            faces = faces.model_copy(update={"device": "cpu"})
-        return ProcessPoolExecutor(self.cfg.engine.workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                   initargs=(faces, self.cfg.sampling, self.cfg.limits))
+        self._hand = ThreadPoolExecutor(2, thread_name_prefix="hand")  # off the scanner's result thread
+        self._thread = threading.Thread(target=self._claim_loop, daemon=True, name="claim")
 
     def start(self) -> None:
-        for t in self._threads:
-            t.start()
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        for t in self._threads:
-            t.join(timeout=10)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._thread.join(timeout=10)
+        self.scanner.close()
         self._hand.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
@@ -152,7 +91,6 @@ class Engine:
                 jobs = self.store.claim_jobs(self.owner, free, e.job_lease_s) if free > 0 else []
                 for job in jobs:
                     self._start(job)
-                self._reap()
                 if time.monotonic() - renewed > e.job_lease_s / 3:
                     self.store.renew_jobs(self.owner, list(self.in_flight), e.job_lease_s)
                     for uid in self.store.fail_exhausted(e.max_attempts):
@@ -167,72 +105,31 @@ class Engine:
                 log.exception("claim loop")
                 self._stop.wait(1.0)
 
-    def _reap(self) -> None:
-        """Jobs scanning for longer than job_timeout_s: stop the workers (a new pool takes over)."""
-        limit = self.cfg.engine.job_timeout_s
-        late = [j for j in list(self.in_flight.values()) if j.get("scanning") and time.perf_counter() - j["t0"] > limit]
-        if not late:
-            return
-        for job in late:
-            job["timed_out"] = True
-            log.warning("upload %s still scanning after %.0f s: stopping the workers", job["id"], limit)
-        with self._lock:
-            old, self._pool = self._pool, self._new_pool()
-        for proc in list((getattr(old, "_processes", None) or {}).values()):
-            proc.kill()  # its futures then fail with BrokenProcessPool
-        old.shutdown(wait=False)
-
-    def _batch_loop(self) -> None:
-        """The inference loop, the only thread that runs the models: full batches at once, partly
-        filled ones once their oldest input waited max_wait_ms."""
-        wait = self.cfg.engine.max_wait_ms / 1000
-        while not self._stop.is_set():
-            for batches in filter(None, (self.scorer.crops, self.scorer.windows)):
-                if batches.ready(wait):
-                    try:
-                        batches.flush()
-                    except Exception:
-                        log.exception("model batch")
-            time.sleep(max(wait / 4, 0.001))
-
     def _start(self, job: dict) -> None:
         with self._lock:
             if job["id"] in self.in_flight:
                 return
             self.in_flight[job["id"]] = job
-        job["t0"], job["scanning"] = time.perf_counter(), True
-        path = str(self.files.path(job["sha256"]))
-        try:
-            future = self._pool.submit(_scan, path)
-        except BrokenProcessPool:
-            self._pool = self._new_pool()
-            future = self._pool.submit(_scan, path)
-        future.add_done_callback(lambda f: self._scanned(job, f))
+        job["t0"] = time.perf_counter()
+        self.scanner.submit(self.files.path(job["sha256"]), lambda scan: self._hand.submit(self._scanned, job, scan))
 
-    def _scanned(self, job: dict, future: Future) -> None:
-        job["scanning"] = False
-        try:
-            scan, thumbs = future.result()
-        except (BrokenProcessPool, CancelledError) as e:
-            if job.get("timed_out"):
-                self._fail(job, "timeout", TimeoutError(f"decoding took over {self.cfg.engine.job_timeout_s:g} s"))
-            else:  # its worker died (hostile input, out of memory, or another job's timeout stopped it)
-                self._worker_died(job, e)
+    def _scanned(self, job: dict, scan: Scan) -> None:
+        if self._stop.is_set():  # its lease runs out: another engine takes the job
             return
-        except Exception as e:  # not a media problem (those come back inside the Scan)
-            log.exception("scan of %s", job["id"])
-            self._fail(job, "internal", e)
+        if scan.error and scan.error["reason"] == "worker_crash":
+            try:
+                self._worker_died(job)
+            except Exception:
+                log.exception("releasing upload %s", job["id"])
             return
         metrics.STAGE.labels("scan").observe(time.perf_counter() - job["t0"])
-        self._hand.submit(self._submit, job, scan, thumbs)
+        self.scorer.submit(scan, lambda record: self._record(job, scan, record))
 
-    def _worker_died(self, job: dict, e: BaseException) -> None:
+    def _worker_died(self, job: dict) -> None:
         """Retry the job elsewhere, up to max_attempts; then it fails with that reason."""
-        log.warning("a worker died while scanning upload %s (attempt %d): %r", job["id"], job["attempts"], e)
+        log.warning("a worker died while scanning upload %s (attempt %d)", job["id"], job["attempts"])
         with self._lock:
             self.in_flight.pop(job["id"], None)
-            if not self._stop.is_set() and getattr(self._pool, "_broken", False):
-                self._pool = self._new_pool()
         if job["attempts"] >= self.cfg.engine.max_attempts:
             self.store.finish_job(job["id"], self.owner, None, {
                 "type": "WorkerCrash", "reason": "worker_crash", "message": "decoding this upload stopped its worker"},
@@ -242,23 +139,21 @@ class Engine:
             self.store.release_job(job["id"], self.owner)
         self._notify()
 
-    def _fail(self, job: dict, reason: str, e: BaseException) -> None:
-        self._record(job, Scan(str(self.files.path(job["sha256"]))), ErrorRecord(
-            id=job["sha256"], path="", error={"type": type(e).__name__, "reason": reason, "message": str(e)}))
-
-    def _submit(self, job: dict, scan: Scan, thumbs: dict[int, bytes]) -> None:
+    def _record(self, job: dict, scan: Scan, record: Verdict | ErrorRecord) -> None:
+        """Store the upload's result (on the batches' hooks thread); the job leaves this engine whatever happens."""
         try:
-            self.scorer.submit(scan, lambda record: self._record(job, scan, record, thumbs), sha256=job["sha256"])
-        except Exception as e:  # never leave a job hanging: it fails with the reason
-            log.exception("scoring %s", job["id"])
-            self._record(job, scan, ErrorRecord(id=job["sha256"], path=scan.path,
-                                                error={"type": type(e).__name__, "reason": "internal", "message": str(e)}))
+            self._store(job, scan, record)
+        finally:
+            with self._lock:
+                self.in_flight.pop(job["id"], None)  # unrenewed, its lease runs out if the result was not stored
+            self._notify()
+            self._wake.set()
 
-    def _record(self, job: dict, scan: Scan, record: Verdict | ErrorRecord, thumbs: dict[int, bytes] | None = None) -> None:
+    def _store(self, job: dict, scan: Scan, record: Verdict | ErrorRecord) -> None:
         metrics.STAGE.labels("total").observe(time.perf_counter() - job["t0"])
         if isinstance(record, Verdict):
             verdict = record.model_dump(mode="json", exclude={"path"})
-            self._keep_evidence(job["id"], scan, record, thumbs or {})
+            self._keep_evidence(job["id"], scan, record)
             stored = self.store.finish_job(job["id"], self.owner, verdict, None, self.cfg.review.queue_decisions)
             metrics.DECISIONS.labels(record.decision).inc()
         else:  # messages name the upload, never where its bytes are stored
@@ -268,16 +163,12 @@ class Engine:
             metrics.ERRORS.labels(record.error.get("reason", "error")).inc()
         if not stored:
             log.warning("upload %s was taken over by another engine; its result here is dropped", job["id"])
-        with self._lock:
-            self.in_flight.pop(job["id"], None)
-        self._notify()
-        self._wake.set()
 
     def _notify(self) -> None:
         with self._done:
             self._done.notify_all()
 
-    def _keep_evidence(self, upload_id: str, scan: Scan, verdict: Verdict, thumbs: dict[int, bytes]) -> None:
+    def _keep_evidence(self, upload_id: str, scan: Scan, verdict: Verdict) -> None:
         """The most suspicious face crops, spread over the upload, and the frames they came from with the
         face boxed, as JPEGs."""
         k = self.cfg.review.evidence_crops
@@ -290,6 +181,7 @@ class Engine:
         gap = min(self.cfg.review.evidence_gap_s, duration / k)
         folder = self.files.evidence(upload_id)
         folder.mkdir(parents=True, exist_ok=True)
+        thumbs = scan.thumbnails
         for i, (score, frame, face) in enumerate(spread(faces, k, gap, key=lambda x: (x[0], x[1].t))):
             Image.fromarray(np.ascontiguousarray(face.crop)).save(folder / f"crop{i}.jpg", quality=90)
             meta = {"track": face.track, "t": round(frame.t, 3), "score": round(score, 5)}

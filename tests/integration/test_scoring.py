@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from detector.scoring import ErrorRecord, Scorer, Verdict, file_id
+from detector.frontend import file_id
+from detector.scoring import ErrorRecord, Scorer, Verdict
 
 
 def test_verdicts_follow_the_contract(bundles, media_dir, tmp_path):
@@ -48,7 +49,7 @@ def test_a_missing_modality_is_not_scored(bundles, media_dir):
 
 def test_uploads_share_model_batches_and_score_as_they_would_alone(bundles, media_dir):
     paths = [media_dir / "pan.mp4", media_dir / "pan.mkv", media_dir / "chirp.wav", media_dir / "chirp.flac"]
-    shared = Scorer(*bundles, device="cpu", batch_size=48)
+    shared = Scorer(*bundles, device="cpu", batch_size=48, max_wait_ms=60_000)  # partly filled: at the end
     crop_batches, window_batches = [], []
     shared.crops.on_batch, shared.windows.on_batch = crop_batches.append, window_batches.append
     together = {v.path: v for v in shared.score_many(paths)}

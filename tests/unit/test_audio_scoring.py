@@ -1,15 +1,13 @@
-"""Sliding windows over streamed audio, the voice gate, window scoring and upload-like augmentation."""
+"""Sliding windows over streamed audio, the voice gate, aggregation and upload-like augmentation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from detector import samples
 from detector.audio_data import augment, reencode, telephone
-from detector.audio_scoring import aggregate, iter_windows, score_chunks, voiced_frames
-from detector.calibration import Calibration
+from detector.audio_scoring import aggregate, iter_windows, voiced_frames, voiced_windows
 from detector.config import AudioConfig
 
 
@@ -31,30 +29,19 @@ def test_voice_gate_skips_silence_and_noise():
     assert voiced_frames(noise, cfg).mean() < 0.05
 
 
-class Loudness(torch.nn.Module):
-    """A stand-in network whose logit is the window's RMS level: scores are predictable."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(1))
-
-    def forward(self, x):
-        return self.w * x.pow(2).mean(1).sqrt() * 10
-
-
-def test_score_chunks_scores_voiced_windows_only_and_aggregates():
+def test_only_voiced_windows_go_to_the_network_and_scores_aggregate():
     cfg = AudioConfig(window_s=1.0, hop_s=1.0)
     quiet, loud = samples.chirp(2.0) * 0.2, samples.chirp(2.0)
     wave = np.concatenate([quiet, np.zeros(32000, np.float32), loud])  # 6 s: voice, silence, voice
-    score, segs = score_chunks(Loudness(), Calibration(), [wave[:5000], wave[5000:]], cfg, batch_size=2)
+    segs, inputs = zip(*voiced_windows([wave[:5000], wave[5000:]], cfg))
     assert [(s.start, s.end) for s in segs] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6)]
-    assert [s.score is None for s in segs] == [False, False, True, True, False, False]
-    scored = [s.score for s in segs if s.score is not None]
-    assert scored[2] > scored[0]  # louder windows score higher with this stand-in
-    assert score == pytest.approx(np.mean(scored))
-    assert aggregate(scored, AudioConfig(aggregation="max")) == max(scored)
-    assert aggregate(scored, AudioConfig(aggregation="topk", topk=2)) == pytest.approx(np.mean(sorted(scored)[-2:]))
-    assert score_chunks(Loudness(), Calibration(), [np.zeros(48000, np.float32)], cfg)[0] is None  # no speech
+    assert [x is None for x in inputs] == [False, False, True, True, False, False]
+    assert all(len(x) == 16000 for x in inputs if x is not None)
+    scores = [0.2, 0.4, 0.9]
+    assert aggregate(scores, cfg) == pytest.approx(0.5)
+    assert aggregate(scores, AudioConfig(aggregation="max")) == 0.9
+    assert aggregate(scores, AudioConfig(aggregation="topk", topk=2)) == pytest.approx(0.65)
+    assert aggregate([], cfg) is None  # no speech
 
 
 def test_augmentations_keep_length_and_change_the_signal():
@@ -77,10 +64,9 @@ def test_hop_longer_than_window_is_refused():
         AudioConfig(window_s=1.0, hop_s=2.0)
 
 
-def test_a_videos_audio_track_is_scored_like_audio(media_dir):
-    from detector.media import iter_audio
+def test_a_videos_audio_track_is_read_like_audio(media_dir):
+    from detector.frontend import ScanSettings, scan
 
-    cfg = AudioConfig(window_s=0.5, hop_s=0.25)
-    score, segs = score_chunks(Loudness(), Calibration(), iter_audio(media_dir / "pan.mp4", window_s=0.3), cfg)
-    assert score is not None and segs[-1].end == pytest.approx(1.6, abs=0.07)  # the 1.6 s chirp track
-    assert all(s.score is not None for s in segs)
+    read = scan(media_dir / "pan.mp4", ScanSettings(audio=AudioConfig(window_s=0.5, hop_s=0.25)))
+    assert read.error is None and read.segments[-1].end == pytest.approx(1.6, abs=0.07)  # the 1.6 s chirp track
+    assert all(x is not None for x in read.windows)

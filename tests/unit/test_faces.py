@@ -7,7 +7,7 @@ import pytest
 
 from detector import samples
 from detector.config import FaceConfig, SamplingConfig
-from detector.faces import FaceDetector, FrameFaces, Face, cut_crop, iou, link_tracks, scan_files, square_box
+from detector.faces import FaceDetector, FrameFaces, Face, cut_crop, iou, link_tracks, square_box
 from detector.media import iter_frames
 
 
@@ -86,27 +86,3 @@ def test_video_scan_gives_one_track(media_dir, detector):
     frames = detector.scan(iter_frames(media_dir / "pan.mp4", SamplingConfig(frames=8)))
     assert [len(f.faces) for f in frames] == [1] * 8
     assert len(link_tracks(frames)) == 1
-
-
-def test_scan_files_keeps_going_past_bad_uploads(media_dir, tmp_path):
-    (tmp_path / "bad.mp4").write_bytes(b"\0" * 100)
-    paths = [media_dir / "pan.mp4", tmp_path / "bad.mp4", media_dir / "coffee.mp4", media_dir / "chirp.wav",
-             media_dir / "astronaut.jpg", tmp_path / "missing.png"]
-    detector = FaceDetector(FaceConfig(batch_size=4))  # batches cross upload boundaries
-    scans = {s.path: s for s in scan_files(paths, detector, SamplingConfig(frames=6), decoders=2)}
-    assert set(scans) == {str(p) for p in paths}
-    ok = {p: s for p, s in scans.items() if s.error is None}
-    assert set(ok) == {str(media_dir / n) for n in ("pan.mp4", "coffee.mp4", "chirp.wav", "astronaut.jpg")}
-    assert [len(f.faces) for f in ok[str(media_dir / "pan.mp4")].frames] == [1] * 6
-    assert len(ok[str(media_dir / "pan.mp4")].tracks) == 1
-    assert [len(f.faces) for f in ok[str(media_dir / "coffee.mp4")].frames] == [0] * 6
-    assert ok[str(media_dir / "chirp.wav")].to_dict()["frames_read"] == 0  # audio: valid, empty
-    assert scans[str(tmp_path / "bad.mp4")].to_dict()["error"]["type"] == "UnsupportedMedia"
-
-
-def test_scan_files_can_stop_early(media_dir):
-    detector = FaceDetector()
-    scans = scan_files([media_dir / "pan.mp4"] * 6, detector, SamplingConfig(frames=4))
-    first = next(scans)
-    scans.close()  # the decoder threads end instead of blocking on a full queue
-    assert first.error is None

@@ -1,11 +1,10 @@
-"""Fusion of modality scores, and model batches shared across uploads."""
+"""Fusion of modality scores."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from detector.batching import SharedBatches
 from detector.bundle import Thresholds
 from detector.fusion import Fusion, fit_fusion
 
@@ -45,35 +44,3 @@ def test_logistic_fusion_learns_which_modality_to_trust():
     assert Fusion.model_validate_json(fusion.model_dump_json()) == fusion  # stored and read back as JSON
     with pytest.raises(ValueError):
         fit_fusion(scores[:3], [0, 0, 0])
-
-
-def test_shared_batches_mix_uploads_and_return_each_result_to_its_owner():
-    calls = []
-
-    def run(xs):
-        calls.append(len(xs))
-        return np.array([x.sum() for x in xs])
-
-    sizes: list[int] = []
-    batches = SharedBatches(run, batch_size=4, on_batch=sizes.append)
-    got: dict = {}
-    for upload, n in (("a", 3), ("b", 3), ("c", 1)):
-        for i in range(n):
-            batches.add(np.full(2, 10 * ord(upload) + i), lambda y, k=(upload, i): got.__setitem__(k, y))
-    assert calls == [4] and batches.pending() == 3  # a's three and b's first ran together
-    batches.flush()
-    assert calls == [4, 3] and sizes == [4, 3]
-    assert got == {(u, i): 2 * (10 * ord(u) + i) for u, n in (("a", 3), ("b", 3), ("c", 1)) for i in range(n)}
-
-
-def test_shared_batches_not_eager_leave_every_model_call_to_the_loop():
-    calls = []
-    batches = SharedBatches(lambda xs: calls.append(len(xs)) or np.zeros(len(xs)), batch_size=2, eager=False)
-    got = []
-    for i in range(5):
-        batches.add(np.zeros(1), got.append)
-    assert calls == [] and batches.pending() == 5 and batches.ready(max_wait_s=60)  # full: ready at once
-    batches.flush()
-    assert calls == [2, 2, 1] and len(got) == 5 and not batches.ready(max_wait_s=0)
-    batches.add(np.zeros(1), got.append)
-    assert not batches.ready(max_wait_s=60) and batches.ready(max_wait_s=0)  # partly filled: after the wait

@@ -1,0 +1,264 @@
+"""The front end: everything read from an upload, in one picklable call that every path to a Verdict runs.
+
+`scan(path, settings)` probes once, then reads sampled frames (faces, tracks, crops), voiced audio
+windows and the C2PA manifest. `Scanner` runs it in worker processes under a time limit; a scan that
+raises, hangs or kills its worker still comes back, as a Scan with its error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from detector.audio_scoring import Segment, voiced_windows
+from detector.config import AudioConfig, FaceConfig, MediaLimits, SamplingConfig, Strict
+from detector.faces import FaceDetector, FrameFaces, Track, link_tracks
+from detector.media import Frame, MediaInfo, iter_audio, iter_frames, probe
+from detector.provenance import Provenance, ProvenancePolicy
+
+log = logging.getLogger(__name__)
+
+
+class ScanSettings(Strict):
+    """What to read from an upload; a modality without settings is not read."""
+
+    limits: MediaLimits = MediaLimits()
+    sampling: SamplingConfig = SamplingConfig()
+    faces: FaceConfig | None = None  # None: no frames read
+    audio: AudioConfig | None = None  # None: no audio read
+    provenance: ProvenancePolicy = ProvenancePolicy()
+    thumbnail_side: int = 0  # > 0: a JPEG of every frame with a face, its long side this many pixels
+
+
+@dataclass
+class Scan:
+    """What the front end read from one upload: all that the models and the Verdict need."""
+
+    path: str
+    sha256: str | None = None
+    info: MediaInfo | None = None
+    frames: list[FrameFaces] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)
+    segments: list[Segment] | None = None  # audio windows; None: audio not read
+    windows: list[np.ndarray | None] = field(default_factory=list)  # each segment's network input; None: not voiced
+    provenance: Provenance | None = None
+    thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame index -> JPEG, frames with faces
+    error: dict | None = None  # type, reason, message: the upload cannot be scored
+    took_ms: float = 0.0
+
+    def to_dict(self) -> dict:
+        if self.error is not None:
+            return {"path": self.path, "error": self.error}
+        info = self.info
+        return {
+            "path": self.path,
+            "media_type": info.kind,
+            "format": info.format,
+            "width": info.width,
+            "height": info.height,
+            "duration_s": round(info.duration_s, 3),
+            "frames_read": len(self.frames),
+            "faces_per_frame": [len(f.faces) for f in self.frames],
+            "frames": [{"index": f.index, "t": round(f.t, 3), "faces": [x.to_dict() for x in f.faces]}
+                       for f in self.frames],
+            "tracks": [t.to_dict(self.frames) for t in self.tracks],
+        }
+
+
+def error_record(e: BaseException, where: str = "") -> dict:
+    """An exception as an error record: media problems keep their reason, anything else is `internal`."""
+    return {"type": type(e).__name__, "reason": getattr(e, "reason", "internal"), "message": where + str(e)}
+
+
+def file_id(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=2)
+def _detector(cfg: FaceConfig) -> FaceDetector:
+    return FaceDetector(cfg)
+
+
+def scan(path: str | Path, settings: ScanSettings) -> Scan:
+    """Read one upload; never raises: whatever went wrong is the Scan's `error`."""
+    started = time.perf_counter()
+    out, where = Scan(str(path)), ""
+    try:
+        with contextlib.suppress(OSError):  # unreadable: probe says why
+            out.sha256 = file_id(path)
+        out.info = info = probe(path, settings.limits)
+        if settings.faces is not None and info.kind != "audio":
+            detector = _detector(settings.faces)
+            frames = iter_frames(path, settings.sampling, settings.limits, info)
+            if settings.thumbnail_side:
+                frames = _thumbnailed(frames, out.thumbnails, settings.thumbnail_side)
+            out.frames = detector.scan(frames)
+            out.tracks = link_tracks(out.frames, detector.cfg)
+            with_faces = {f.index for f in out.frames if f.faces}
+            out.thumbnails = {i: jpeg for i, jpeg in out.thumbnails.items() if i in with_faces}
+        if settings.audio is not None and info.has_audio:
+            where, out.segments = "audio track: ", []
+            for seg, x in voiced_windows(iter_audio(path, settings.limits, sample_rate=settings.audio.sample_rate,
+                                                    info=info), settings.audio):
+                out.segments.append(seg)
+                out.windows.append(x)
+            where = ""
+        out.provenance = settings.provenance.read_file(path)
+    except Exception as e:  # noqa: BLE001 - any failure ends this upload, and only this one
+        if not hasattr(e, "reason"):
+            log.exception("scanning %s", path)
+        out.error = error_record(e, where)
+    out.took_ms = round((time.perf_counter() - started) * 1000, 1)
+    return out
+
+
+def save_crops(scan: Scan, root: str | Path) -> Path:
+    """Write a scan's crops as `ROOT/<file stem>-<path hash>/t<track>_f<frame>.jpg`."""
+    folder = Path(root) / f"{Path(scan.path).stem}-{hashlib.sha1(scan.path.encode()).hexdigest()[:8]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame in scan.frames:
+        for face in frame.faces:
+            if face.crop is not None:
+                Image.fromarray(face.crop).save(folder / f"t{face.track}_f{frame.index:04d}.jpg", quality=95)
+    return folder
+
+
+def _thumbnailed(frames: Iterator[Frame], into: dict[int, bytes], side: int) -> Iterator[Frame]:
+    for frame in frames:
+        into[frame.index] = thumbnail(frame.image, side)
+        yield frame
+
+
+def thumbnail(image: np.ndarray, side: int) -> bytes:
+    """(H, W, 3) RGB -> JPEG bytes, the long side at most `side` pixels."""
+    s = min(1.0, side / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the workers share the machine with each other and the models
+    threading.Thread(target=_exit_with_parent, daemon=True, name="exit-with-parent").start()
+
+
+def _exit_with_parent() -> None:
+    """In a worker: end as soon as the process that started it is gone, however it ended (kill -9 included)."""
+    wait([multiprocessing.parent_process().sentinel])
+    os._exit(1)
+
+
+class Scanner:
+    """Runs `fn` (`scan`) in `workers` processes; every `submit` gets exactly one Scan back.
+
+    A scan running over `timeout_s` stops the workers (new ones take over): it comes back with reason
+    `timeout`, the others that were running with `worker_crash`, as does a scan whose worker died.
+    `done` runs on the pool's result thread: keep it short.
+    """
+
+    def __init__(self, settings: ScanSettings, workers: int = 2, timeout_s: float | None = None,
+                 fn: Callable[[str, ScanSettings], Scan] = scan):
+        self.settings, self.workers, self.timeout_s, self.fn = settings, max(1, workers), timeout_s, fn
+        self._lock = threading.Lock()
+        self._late: set[Future] = set()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("forkserver")  # workers fork from one process that imported torch once
+        ctx.set_forkserver_preload(["detector.frontend"])
+        return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+
+    def submit(self, path: str | Path, done: Callable[[Scan], None]) -> None:
+        with self._lock:
+            try:
+                pool, future = self._pool, self._pool.submit(self.fn, str(path), self.settings)
+            except BrokenProcessPool:  # a worker died: new ones take over
+                self._pool = self._new_pool()
+                pool, future = self._pool, self._pool.submit(self.fn, str(path), self.settings)
+        timer = threading.Timer(self.timeout_s, self._expire, (future, pool)) if self.timeout_s else None
+        if timer:
+            timer.daemon = True
+            timer.start()
+        future.add_done_callback(lambda f: self._finished(f, str(path), timer, done))
+
+    def _expire(self, future: Future, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if future.done():
+                return
+            self._late.add(future)
+            if self._pool is pool:
+                self._pool = self._new_pool()
+        log.warning("a scan ran over %g s: stopping its workers", self.timeout_s)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()  # its futures then fail with BrokenProcessPool
+        pool.shutdown(wait=False)
+
+    def _finished(self, future: Future, path: str, timer: threading.Timer | None, done: Callable[[Scan], None]) -> None:
+        if timer:
+            timer.cancel()
+        try:
+            result = future.result()
+        except BaseException as e:  # noqa: BLE001 - the worker died, was stopped, or its result did not pickle
+            with self._lock:
+                late = future in self._late
+                self._late.discard(future)
+            if late:
+                error = {"type": "TimeoutError", "reason": "timeout",
+                         "message": f"reading the upload took over {self.timeout_s:g} s"}
+            elif isinstance(e, BrokenProcessPool) or future.cancelled():
+                error = {"type": "WorkerCrash", "reason": "worker_crash", "message": "reading this upload stopped its worker"}
+            else:
+                error = error_record(e)
+            result = Scan(path, error=error)
+        done(result)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> "Scanner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def scan_many(paths: Iterable[str | Path], settings: ScanSettings, workers: int = 2,
+              timeout_s: float | None = None) -> Iterator[Scan]:
+    """Scans as uploads finish (not in input order), from `workers` processes a few uploads ahead (0:
+    one by one in this process, with no time limit)."""
+    if not workers:
+        yield from (scan(p, settings) for p in paths)
+        return
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    todo, in_flight = iter(paths), 0
+    with Scanner(settings, workers, timeout_s) as scanner:
+        while True:
+            while in_flight < 2 * workers and (path := next(todo, None)) is not None:
+                scanner.submit(path, done.put)
+                in_flight += 1
+            if not in_flight:
+                return
+            yield done.get()
+            in_flight -= 1
