@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,26 +123,32 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> "Server":
-        import httpx
+        """Start it and return once uvicorn says it is up (its log is copied to serve-PORT.log)."""
         import yaml
 
         path = self.folder / f"serve-{self.port}.yaml"
         path.write_text(yaml.safe_dump(self.cfg))
         exe = Path(sys.executable).with_name("deepfake-detect")
         self.log = (self.folder / f"serve-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen([str(exe), "serve", "--config", str(path)], stdout=self.log,
+        self.proc = subprocess.Popen([str(exe), "serve", "--config", str(path)], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.read_log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(self.read_log()[-3000:])
+        up = threading.Event()
+
+        def copy(out, log) -> None:
+            for line in out:
+                log.write(line)
+                log.flush()
+                if b"Application startup complete" in line:
+                    up.set()
+            up.set()  # it exited
+
+        self._copy = threading.Thread(target=copy, args=(self.proc.stdout, self.log), daemon=True)
+        self._copy.start()
+        if not up.wait(timeout):
+            raise TimeoutError(self.read_log()[-3000:])
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server exited: {self.read_log()[-3000:]}")
+        return self
 
     def read_log(self) -> str:
         return (self.folder / f"serve-{self.port}.log").read_text(errors="replace")
@@ -152,7 +158,21 @@ class Server:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             self.proc.wait(timeout=30)
+        self._copy.join(timeout=30)  # the log's last lines
         self.log.close()
+
+
+@contextmanager
+def in_process(cfg: dict):
+    """The server's app in this process (engine, workers and all) behind FastAPI's TestClient, and its Api."""
+    from fastapi.testclient import TestClient
+
+    from serve.api import create_app
+    from serve.config import ServeConfig
+
+    app = create_app(ServeConfig.model_validate(cfg))
+    with TestClient(app) as client:
+        yield client, app.state.api
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; Playwright drives it

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import threading
@@ -207,13 +208,18 @@ def test_workers_end_with_their_server_after_kill_9(bundles, media_dir, tmp_path
     server = Server(server_config(bundles, tmp_path), tmp_path).start()
     try:
         assert post(server, media_dir / "astronaut.jpg", params={"wait": 60}).json()["status"] == "scored"
-        assert len(processes_in_group(server.proc.pid)) >= 2  # the server and its worker
+        others = [pid for pid in processes_in_group(server.proc.pid) if pid != server.proc.pid]
+        assert others  # its workers
+        ends = select.poll()
+        for pid in others:
+            ends.register(os.pidfd_open(pid), select.POLLIN)  # readable once that process ended
         os.kill(server.proc.pid, signal.SIGKILL)  # the server alone: no chance to stop its workers
         server.proc.wait(timeout=30)
         end = time.monotonic() + 30
-        while (left := processes_in_group(server.proc.pid)) and time.monotonic() < end:
-            time.sleep(0.1)
-        assert left == []
+        ended: set[int] = set()
+        while len(ended) < len(others) and (left := end - time.monotonic()) > 0:
+            ended |= {fd for fd, _ in ends.poll(left * 1000)}
+        assert processes_in_group(server.proc.pid) == []
     finally:
         with suppress(ProcessLookupError):
             os.killpg(server.proc.pid, signal.SIGKILL)  # whatever is left of its group

@@ -1,0 +1,124 @@
+"""One pipeline: the batch scorer, `evaluate` and the server give the same Verdict for the same file,
+and every fault (a model that raises, a decoder that raises, a sound track that hangs) ends its upload
+with a reason while the server goes on scoring."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import KEYS, in_process, server_config
+
+from detector import frontend, samples
+from detector.config import SamplingConfig
+from detector.datasets import Row
+from detector.evaluate import evaluate
+from detector.scoring import Scorer
+
+pytestmark = pytest.mark.slow
+SAMPLING = {"frames": 8}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    """A generated talking-head clip: a face moving across the frame, with a chirp sound track."""
+    path = tmp_path_factory.mktemp("sample") / "clip.mp4"
+    return samples.write_video(path, samples.moving_crop(samples.astronaut(), 24), audio=samples.chirp(1.0))
+
+
+def comparable(verdict: dict) -> dict:
+    return {k: v for k, v in verdict.items() if k not in ("path", "timings_ms")}
+
+
+def upload(client, path: Path, wait: float = 60) -> dict:
+    r = client.post("/v1/uploads", params={"wait": wait}, content=path.read_bytes(),
+                    headers={"X-API-Key": KEYS["uploader"]})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_the_batch_scorer_evaluate_and_the_server_give_one_verdict(bundles, sample, tmp_path):
+    (batch,) = Scorer(bundles[0], None, device="cpu", sampling=SamplingConfig(**SAMPLING)).score_many([sample])
+    evaluate(bundles[0], [Row(str(sample), 1, "test", "clip", "generated")], tmp_path / "report", frames=8, device="cpu")
+    (evaluated,) = [json.loads(line) for line in (tmp_path / "report" / "verdicts.jsonl").read_text().splitlines()]
+    with in_process(server_config(bundles, tmp_path, audio="none", sampling=SAMPLING)) as (client, _):
+        served = upload(client, sample)["verdict"]
+    assert batch.visual.frames_scored == 8 and len(batch.visual.faces) == 1  # the clip's face, in every frame
+    assert comparable(batch.model_dump(mode="json")) == comparable(evaluated) == comparable(served)
+
+
+def hanging(*args, **kwargs):
+    threading.Event().wait()  # a sound track whose decoding never ends
+    yield
+
+
+def broken(*args, **kwargs):
+    raise RuntimeError("decoder bug")
+    yield
+
+
+def scan_with(path: str, settings, **decoders):
+    """`scan` in a server worker with some of its decoders replaced (for this upload only)."""
+    kept = {name: getattr(frontend, name) for name in decoders}
+    vars(frontend).update(decoders)
+    try:
+        return frontend.scan(path, settings)
+    finally:
+        vars(frontend).update(kept)
+
+
+def scan_with_hanging_audio(path: str, settings):
+    return scan_with(path, settings, iter_audio=hanging)
+
+
+def scan_with_broken_frames(path: str, settings):
+    return scan_with(path, settings, iter_frames=broken)
+
+
+@pytest.fixture(scope="module")
+def server(bundles, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faults")
+    cfg = server_config(bundles, folder, sampling=SAMPLING, engine={"workers": 1, "job_timeout_s": 10})
+    with in_process(cfg) as (client, api):
+        yield client, api
+
+
+def still_serving(client, media_dir) -> None:
+    up = upload(client, media_dir / "astronaut.jpg")
+    assert up["status"] == "scored" and up["verdict"]["decision"] == "review"
+
+
+def test_a_model_that_raises_mid_batch_fails_the_uploads_in_that_batch(server, media_dir, monkeypatch):
+    client, api = server
+    crops = api.engine.scorer.crops
+
+    def run(xs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(crops, "run", run)
+    up = upload(client, media_dir / "pan.mp4")
+    assert up["status"] == "failed" and up["error"]["reason"] == "model_error"
+    assert "illegal memory access" in up["error"]["message"]
+    monkeypatch.undo()
+    still_serving(client, media_dir)
+
+
+def test_a_decoder_that_raises_fails_its_upload(server, media_dir, monkeypatch):
+    client, api = server
+    monkeypatch.setattr(api.engine.scanner, "fn", scan_with_broken_frames)
+    up = upload(client, media_dir / "pan.mkv")
+    assert up["status"] == "failed" and up["error"] == {"type": "RuntimeError", "reason": "internal",
+                                                        "message": "decoder bug"}
+    monkeypatch.undo()
+    still_serving(client, media_dir)
+
+
+def test_a_sound_track_that_hangs_times_out_alone(server, media_dir, monkeypatch):
+    client, api = server
+    monkeypatch.setattr(api.engine.scanner, "fn", scan_with_hanging_audio)
+    up = upload(client, media_dir / "chirp.wav")
+    assert up["status"] == "failed" and up["error"]["reason"] == "timeout"
+    monkeypatch.undo()
+    still_serving(client, media_dir)
