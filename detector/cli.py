@@ -15,7 +15,7 @@ from rich.table import Table
 
 from pydantic import ValidationError
 
-from detector.config import ConfigError, FrontEndConfig, describe, load_config
+from detector.config import ConfigError, FrontEndConfig, describe, load_config, read_yaml
 from detector.progress import LineProgress, progress
 
 console = Console(stderr=True)
@@ -368,6 +368,8 @@ def _starter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table-only", action="store_true", help="only the leave-one-source-out table, no final model")
     p.add_argument("--install", action="store_true",
                    help="copy the final bundle into the package (detector/weights), where `starter` finds it")
+    p.add_argument("--recipe", help="face: YAML overriding the recipe's settings (e.g. configs/starter/face_gpu.yaml)")
+    p.add_argument("--cache", help="face: crops already cut by an earlier run (its OUT/cache); --data is not read")
 
 
 @command("starter", _starter_args, "deepfake-detect starter face --data ../shared/data --install")
@@ -382,7 +384,15 @@ def starter_cmd(args: argparse.Namespace) -> int:
     out = Path(args.out or f"out/starter/{args.modality}")
     recipe = face if args.modality == "face" else voice
     folds = args.folds or (list(face.FOLDS) if args.modality == "face" else None)
-    table = recipe.run(args.data, out, folds, final=not args.table_only)
+    if args.modality == "face":
+        overrides = read_yaml(args.recipe) if args.recipe else {}
+        if unknown := set(overrides) - set(face.RECIPE):
+            raise ConfigError(f"{args.recipe}: not a face recipe setting: {', '.join(sorted(unknown))}")
+        table = face.run(args.data, out, folds, final=not args.table_only, recipe=overrides, cache=args.cache)
+    elif args.recipe or args.cache:
+        raise ConfigError("--recipe and --cache are for the face recipe")
+    else:
+        table = voice.run(args.data, out, folds, final=not args.table_only)
     Console().print(table.read_text())
     if args.install and not args.table_only:
         kind = "visual" if args.modality == "face" else "audio"

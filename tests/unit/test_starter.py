@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from detector.bundle import BundleMeta, Thresholds, load_bundle, resolve_bundle, save_bundle
 from detector.models import create_model
 from detector.recipes.loso import held_out_row, markdown
 from detector.recipes.operating import SLOPE, fit_operating_point, stamp
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bundle_names_resolve(tmp_path, monkeypatch):
@@ -108,3 +112,24 @@ def test_thresholds_travel_in_every_verdict(bundles, media_dir):
     (v,) = Scorer(*bundles, device="cpu").score_many([media_dir / "pan.mp4"])
     assert [(m.kind, m.thresholds) for m in v.models] == [("visual", Thresholds(likely_fake=0.99, review=0.0)),
                                                           ("audio", Thresholds(likely_fake=1.0, review=1.0))]
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.joinpath("configs", "starter").glob("face*.yaml")), ids=lambda p: p.name)
+def test_face_recipe_configs_name_recipe_settings_and_build(path):
+    from detector.recipes.face import RECIPE
+    from detector.visual_module import VisualDetector
+
+    overrides = yaml.safe_load(path.read_text())
+    assert set(overrides) <= set(RECIPE)
+    r = {**RECIPE, **overrides}
+    assert VisualDetector(backbone=r["backbone"], input_size=r["input_size"], lr=r["lr"]).net(
+        torch.zeros(1, 3, r["input_size"], r["input_size"])).shape == (1,)
+
+
+def test_a_recipe_setting_that_does_not_exist_is_one_line(tmp_path, capsys):
+    from detector.cli import main
+
+    (tmp_path / "r.yaml").write_text("epoch: 3\n")
+    assert main(["starter", "face", "--recipe", str(tmp_path / "r.yaml"), "--cache", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == \
+        f"deepfake-detect starter: error: {tmp_path / 'r.yaml'}: not a face recipe setting: epoch"
