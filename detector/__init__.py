@@ -3,6 +3,7 @@
     from detector import Scorer
 
     scorer = Scorer()  # the starter models shipped in the package; Scorer(visual=PATH, audio=None) ...
+    # uploads are read in worker processes: in a script, call this under `if __name__ == "__main__":`
     for verdict in scorer.score_many(["clip.mp4", "voice_note.flac"]):  # Verdicts or ErrorRecords
         print(verdict.path, verdict.decision, verdict.score)
     verdict = scorer.score(open("photo.jpg", "rb").read())  # bytes, or an (H, W, 3) uint8 RGB array
