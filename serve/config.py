@@ -28,7 +28,7 @@ class EngineConfig(Strict):
     max_in_flight: int = Field(16, ge=1)  # uploads claimed by this process at once
     job_lease_s: float = Field(60, gt=0)  # a claimed job whose owner vanished returns to the queue after this
     max_attempts: int = Field(2, ge=1)  # a job that kills its worker this many times fails
-    job_timeout_s: float = Field(600, gt=0)  # decoding + face detection of one upload, at most
+    job_timeout_s: float = Field(600, gt=0)  # reading one upload (frames, faces, sound track, C2PA), at most
     poll_s: float = Field(0.2, gt=0)  # how often an idle engine looks for queued jobs
     device: str = "auto"
 
