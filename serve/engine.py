@@ -111,11 +111,10 @@ class Engine:
                 return
             self.in_flight[job["id"]] = job
         job["t0"] = time.perf_counter()
-        self.scanner.submit(self.files.path(job["sha256"]), lambda scan: self._hand.submit(self._scanned, job, scan))
+        self.scanner.submit(self.files.path(job["sha256"]),  # stopping: its lease runs out, another engine takes it
+                            lambda scan: self._stop.is_set() or self._hand.submit(self._scanned, job, scan))
 
     def _scanned(self, job: dict, scan: Scan) -> None:
-        if self._stop.is_set():  # its lease runs out: another engine takes the job
-            return
         if scan.error and scan.error["reason"] == "worker_crash":
             try:
                 self._worker_died(job)
