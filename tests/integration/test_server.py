@@ -276,7 +276,10 @@ def test_webhooks_are_signed_retried_and_unique(server, media_dir, receiver):
     assert appealed["review"]["kind"] == "appeal" and appealed["upload"]["id"] == uid
 
 
-def test_metrics_count_what_happened(server):
+def test_metrics_count_what_happened(server, media_dir):
+    assert upload(server, media_dir / "pan.webm", wait=60).json()["verdict"]["decision"] == "review"
+    with server.as_() as c:
+        assert c.post("/v1/uploads", content=b"not media").status_code == 415
     text = server.as_(None).get("/metrics").text
     assert "deepfake_queue_depth" in text and 'deepfake_decisions_total{decision="review"}' in text
     assert 'deepfake_batch_size_count{model="visual"}' in text and 'deepfake_stage_seconds_count{stage="scan"}' in text
