@@ -164,7 +164,7 @@ class Server:
 
 @contextmanager
 def in_process(cfg: dict):
-    """The server's app in this process (engine, workers and all) behind FastAPI's TestClient, and its Api."""
+    """The server's app in this process (engine, workers and all) behind FastAPI's TestClient, and its Service."""
     from fastapi.testclient import TestClient
 
     from serve.api import create_app
@@ -172,7 +172,7 @@ def in_process(cfg: dict):
 
     app = create_app(ServeConfig.model_validate(cfg))
     with TestClient(app) as client:
-        yield client, app.state.api
+        yield client, app.state.service
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; Playwright drives it
