@@ -127,7 +127,7 @@ def run_demo(out: str | Path, say=print) -> tuple[list[Path], Path, Path]:
     crops, voices = build_training_sets(out / "train_data", detector, rng)
     preprocess(manifest("folder", crops), out / "cache", crops_as_is=True)
     say("training a small face model (self-blended fakes) ...")
-    visual = train(VisualDetector(backbone="resnet10t", input_size=96, lr=3e-3),
+    visual = train(VisualDetector(backbone="resnet10t", lr=3e-3),
                    CropDataModule(str(out / "cache"), batch_size=16, num_workers=0, crop_size=96),
                    out / "bundles" / "visual", out / "runs" / "visual", epochs=12, say=say)
     say("training a small voice model (vocoded fakes) ...")

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import torch
 
-from detector.config import FaceConfig, FrontEndConfig
+from detector.config import FrontEndConfig
 from detector.detector_module import BinaryDetector
 from detector.models import create_model
 
 
 class VisualDetector(BinaryDetector):
     def __init__(self, backbone: str = "efficientnet_b0", pretrained: bool | str = False, drop_rate: float = 0.0,
-                 lr: float = 3e-4, weight_decay: float = 1e-4, input_size: int = 224):
+                 lr: float = 3e-4, weight_decay: float = 1e-4):
         super().__init__(lr, weight_decay)
         self.save_hyperparameters()
         net = create_model("timm", backbone=backbone, pretrained=pretrained, drop_rate=drop_rate)
@@ -23,13 +23,10 @@ class VisualDetector(BinaryDetector):
         return self.net(x.contiguous(memory_format=torch.channels_last))
 
     def bundle_fields(self, datamodule) -> dict:
-        h = self.hparams
+        """The input size is the data module's crop size, the face settings those the cache was cut with:
+        scoring reads both from the bundle, so it sees faces as training did."""
+        h, d = self.hparams, datamodule.hparams
+        frontend = FrontEndConfig.model_validate_json((Path(d.cache) / "frontend.json").read_text())
         return dict(kind="visual", family="timm", model={"backbone": h.backbone, "drop_rate": h.drop_rate},
-                    input_size=h.input_size, mean=self.net.mean.flatten().tolist(), std=self.net.std.flatten().tolist(),
-                    faces=_cache_faces(datamodule.hparams.cache))
-
-
-def _cache_faces(cache: str) -> FaceConfig:
-    """The face settings the training crops were cut with, so scoring cuts them the same way."""
-    f = Path(cache) / "frontend.json"
-    return FrontEndConfig.model_validate_json(f.read_text()).faces if f.is_file() else FaceConfig()
+                    input_size=d.crop_size, mean=self.net.mean.flatten().tolist(), std=self.net.std.flatten().tolist(),
+                    faces=frontend.faces)

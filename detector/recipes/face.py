@@ -56,7 +56,7 @@ def build_cache(data: str | Path, cache: str | Path, progress: Callable[[], None
 
 def _train(cache: Path, out: Path, r: dict, bundle: Path | None = None, **split) -> tuple[VisualDetector, CropDataModule]:
     L.seed_everything(0, verbose=False)
-    module = VisualDetector(backbone=r["backbone"], input_size=r["input_size"], lr=r["lr"], drop_rate=0.2)
+    module = VisualDetector(backbone=r["backbone"], lr=r["lr"], drop_rate=0.2)
     data = CropDataModule(str(cache), batch_size=r["batch_size"], num_workers=r["workers"], crop_size=r["input_size"],
                           sbi=r["sbi"], **split)
     callbacks = [WriteBundle(out=str(bundle), calibration="none")] if bundle else []

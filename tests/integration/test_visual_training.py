@@ -69,7 +69,7 @@ def test_train_writes_a_bundle_that_evaluate_reads(toy_crops, tmp_path):
     preprocess(rows, cache, crops_as_is=True)
     bundle = tmp_path / "bundle"
     cfg = yaml.safe_load((ROOT / "configs/visual/cpu_small.yaml").read_text())
-    cfg["model"]["init_args"] |= {"backbone": "resnet10t", "input_size": 64, "lr": 0.003}
+    cfg["model"]["init_args"] |= {"backbone": "resnet10t", "lr": 0.003}
     cfg["data"]["init_args"] |= {"cache": str(cache), "crop_size": 64, "batch_size": 16, "num_workers": 0}
     cfg["trainer"] |= {"max_epochs": 12, "default_root_dir": str(tmp_path / "run"), "enable_progress_bar": False}
     cfg["trainer"]["callbacks"][1]["init_args"]["out"] = str(bundle)

@@ -122,7 +122,7 @@ def test_face_recipe_configs_name_recipe_settings_and_build(path):
     overrides = yaml.safe_load(path.read_text())
     assert set(overrides) <= set(RECIPE)
     r = {**RECIPE, **overrides}
-    assert VisualDetector(backbone=r["backbone"], input_size=r["input_size"], lr=r["lr"]).net(
+    assert VisualDetector(backbone=r["backbone"], lr=r["lr"]).net(
         torch.zeros(1, 3, r["input_size"], r["input_size"])).shape == (1,)
 
 
