@@ -43,7 +43,8 @@ def start(folder: Path, bundle: Path, batch: int, wait_ms: float) -> tuple[subpr
     cfg = {"port": port, "database_url": f"sqlite:///{folder / f'b{batch}.db'}", "store_dir": str(folder / f"store{batch}"),
            "visual": str(bundle), "engine": {"workers": 2, "max_batch_size": batch, "max_wait_ms": wait_ms,
                                              "max_in_flight": 32},
-           "api_keys": {"bench": {"key": KEY, "roles": ["submit"]}}, "max_wait_s": 600}
+           "api_keys": {"bench": {"key": KEY, "roles": ["submit"]}}, "max_wait_s": 600,
+           "webhooks": {"secret": "bench-webhook-secret-0123456789"}}
     (folder / "serve.yaml").write_text(yaml.safe_dump(cfg))
     exe = Path(sys.executable).with_name("deepfake-detect")
     proc = subprocess.Popen([str(exe), "serve", "--config", str(folder / "serve.yaml")], stdout=subprocess.DEVNULL,

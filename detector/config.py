@@ -76,6 +76,15 @@ class FaceConfig(Strict):
     thresholds: tuple[float, float, float] = (0.85, 0.95, 0.95)
     # frames per detector call; None: 1 on CPU (measured fastest, bench/faces.py), 32 on CUDA
     batch_size: int | None = Field(None, gt=0)
+    # detect, then track (frames scanned one at a time): the full cascade on every `track_every`-th
+    # frame, where a face is lost or the scene cuts; between them R-Net and O-Net on the boxes carried
+    track_every: int = Field(16, ge=1)  # 1: the full cascade on every frame
+    track_face_px: float = Field(96, gt=0)  # tracking: the smallest face is this big in the copy detected on
+    track_min_face: float = Field(0.5, gt=0)  # every k-th frame: faces down to this x the smallest tracked one
+    track_pad: float = Field(1.2, ge=1)  # carried box refined as it is and enlarged by this ...
+    track_shift: float = Field(0.1, ge=0)  # ... and moved by this x its side left, right, up, down
+    track_rnet: bool = True  # R-Net before O-Net on the carried boxes
+    scene_change: float = Field(40.0, gt=0)  # mean absolute difference (0-255) of 32 px thumbnails
     crop_size: int = Field(224, gt=0)  # model input size
     crop_scale: float = Field(1.3, ge=1)  # square side = scale x longer box side (DeepfakeBench)
     crop_margin: float | None = Field(None, ge=0)  # alternative: fraction of the box added per side

@@ -80,17 +80,19 @@ class FaceDetector:
             s = min(s, self.cfg.detect_max_side / max(h, w))
         return s
 
-    def detect(self, images: Sequence[np.ndarray], crops: bool = True) -> list[list[Face]]:
-        """Faces in each (H, W, 3) uint8 RGB image, in one MTCNN pass over all of them."""
+    def detect(self, images: Sequence[np.ndarray], crops: bool = True, min_face: float | None = None,
+               scale: float | None = None) -> list[list[Face]]:
+        """Faces in each (H, W, 3) uint8 RGB image, in one MTCNN pass over all of them.
+
+        `min_face`: smallest face side sought (full-resolution pixels); `scale`: of the copy detected on.
+        """
         if not images:
             return []
         scales, small = [], []
         for img in images:
-            s = self._detect_scale(*img.shape[:2])
+            s = scale or self._detect_scale(*img.shape[:2])
             scales.append(s)
-            h, w = img.shape[:2]
-            size = (max(1, round(w * s)), max(1, round(h * s)))
-            small.append(img if s == 1 else cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+            small.append(_resize(img, s))
         # pad to one shape at the bottom/right: box coordinates stay those of each image
         H = max(x.shape[0] for x in small)
         W = max(x.shape[1] for x in small)
@@ -98,34 +100,80 @@ class FaceDetector:
         for i, x in enumerate(small):
             batch[i, : x.shape[0], : x.shape[1]] = x
         # one pyramid for the batch: deep enough for the most downscaled image's smallest face
-        found = self._cascade(batch, self.cfg.min_face_px * min(scales))
+        found = self._cascade(batch, (min_face or self.cfg.min_face_px) * min(scales))
+        return [self._faces(img, b, p, s, crops) for img, s, (b, p) in zip(images, scales, found)]
+
+    def _faces(self, image: np.ndarray, boxes: np.ndarray, points: np.ndarray, s: float, crops: bool,
+               offset: tuple[int, int] = (0, 0)) -> list[Face]:
+        """Faces from the cascade's boxes and landmarks on a copy at scale `s` of the image from `offset`."""
         out = []
-        for img, s, (b, p) in zip(images, scales, found):
-            faces = []
-            for row, lm in zip(b, p):
-                box = row[:4] / s
-                crop_box = square_box(box, self.cfg.scale)
-                faces.append(Face(box=box, prob=float(row[4]), landmarks=lm / s, crop_box=crop_box,
-                                  crop=cut_crop(img, crop_box, self.cfg.crop_size) if crops else None))
-            out.append(faces)
+        for row, lm in zip(boxes, points):
+            box = row[:4] / s + np.tile(offset, 2)
+            crop_box = square_box(box, self.cfg.scale)
+            out.append(Face(box=box, prob=float(row[4]), landmarks=lm / s + offset, crop_box=crop_box,
+                            crop=cut_crop(image, crop_box, self.cfg.crop_size) if crops else None))
         return out
 
     def scan(self, frames: Iterable[Frame], crops: bool = True) -> list[FrameFaces]:
-        """Detect faces in a stream of frames, `batch_size` frames per detector call."""
-        result: list[FrameFaces] = []
-        batch: list[Frame] = []
-        for frame in frames:
-            batch.append(frame)
-            if len(batch) == self.batch_size:
-                result += self._frame_faces(batch, crops)
-                batch = []
-        result += self._frame_faces(batch, crops)
+        """Faces in one upload's frames: detect, then track one frame at a time, or full detection in batches."""
+        if self.batch_size > 1 or self.cfg.track_every <= 1:
+            result: list[FrameFaces] = []
+            batch: list[Frame] = []
+            for frame in frames:
+                batch.append(frame)
+                if len(batch) == self.batch_size:
+                    result += self._frame_faces(batch, crops)
+                    batch = []
+            return result + self._frame_faces(batch, crops)
+        result, faces, since, prev = [], [], 0, None
+        for f in frames:
+            h, w = f.image.shape[:2]
+            thumb = f.image[:: max(1, h // 32), :: max(1, w // 32)].astype(np.int16)  # for scene changes
+            cut = prev is None or thumb.shape != prev.shape or np.abs(thumb - prev).mean() > self.cfg.scene_change
+            if faces and not cut:
+                side = min(max(x.box[2] - x.box[0], x.box[3] - x.box[1]) for x in faces)
+                s = min(1.0, self.cfg.track_face_px / side)  # the copy the cascade sees, scaled to the faces
+                found = self.follow(f.image, faces, s, crops) if since < self.cfg.track_every else []
+                since += 1
+                if len(found) < len(faces):  # every k-th frame or a track lost: faces down to a fraction of theirs
+                    min_face = max(self.cfg.min_face_px, self.cfg.track_min_face * side)
+                    found, since = self.detect([f.image], crops, min_face, s)[0], 1
+            else:  # the first frame, no face to follow or a scene cut: the full cascade for every face size
+                found, since = self.detect([f.image], crops)[0], 1
+            faces, prev = found, thumb
+            result.append(FrameFaces(f.index, f.t, w, h, faces))
         return result
+
+    def follow(self, image: np.ndarray, faces: list[Face], s: float, crops: bool = True) -> list[Face]:
+        """The faces of the frame before, found again by R-Net and O-Net around their boxes, at scale `s`."""
+        h, w = image.shape[:2]
+        boxes = np.stack([f.box for f in faces])
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        side = (boxes[:, 2:] - boxes[:, :2]).max(1, keepdims=True)
+        # a few candidates around each box, as the first stage would propose: NMS keeps the best
+        shifts = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]]) * self.cfg.track_shift
+        boxes = np.concatenate([np.hstack([centre + d * side - pad * side / 2, centre + d * side + pad * side / 2])
+                                for d in shifts for pad in (1.0, self.cfg.track_pad)])
+        # only the region around the boxes: cheaper than the whole frame
+        x0, y0 = np.clip(np.floor(boxes[:, :2].min(0)) - 2, 0, None).astype(int)
+        x1, y1 = np.minimum(np.ceil(boxes[:, 2:].max(0)) + 2, [w, h]).astype(int)
+        region = _resize(image[y0:y1, x0:x1], s)
+        (b, p), = self._cascade.refine(region[None], (boxes - [x0, y0, x0, y0]) * s, np.zeros(len(boxes)),
+                                       rnet=self.cfg.track_rnet)
+        return self._faces(image, b, p, s, crops, (x0, y0))
 
     def _frame_faces(self, frames: list[Frame], crops: bool) -> list[FrameFaces]:
         found = self.detect([f.image for f in frames], crops)
         return [FrameFaces(f.index, f.t, f.image.shape[1], f.image.shape[0], faces)
                 for f, faces in zip(frames, found)]
+
+
+def _resize(image: np.ndarray, s: float) -> np.ndarray:
+    """The image scaled by `s` (area interpolation), or itself at 1."""
+    if s == 1:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
 def square_box(box: np.ndarray, scale: float) -> np.ndarray:

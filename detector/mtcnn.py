@@ -38,6 +38,19 @@ class Cascade(torch.nn.Module):
         boxes, inds, points = boxes.cpu().numpy(), inds.cpu().numpy(), points.cpu().numpy()
         return [(boxes[inds == b], points[inds == b]) for b in range(B)]
 
+    @torch.inference_mode()
+    def refine(self, images: np.ndarray, boxes: np.ndarray, inds: np.ndarray,
+               rnet: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Stages 2 (optional) and 3 only, on known boxes (N, 4) of images `inds`: as `forward`."""
+        x = _normalise(images, self.device)
+        b = rerec(torch.tensor(np.asarray(boxes), dtype=torch.float32, device=self.device))
+        i = torch.as_tensor(np.asarray(inds), dtype=torch.long, device=self.device)
+        if rnet:
+            b, i = self._refine(x, b, i)
+        b, i, points = self._output(x, b, i)
+        b, i, points = b.cpu().numpy(), i.cpu().numpy(), points.cpu().numpy()
+        return [(b[i == k], points[i == k]) for k in range(len(images))]
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

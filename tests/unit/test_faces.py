@@ -8,7 +8,7 @@ import pytest
 from detector import samples
 from detector.config import FaceConfig, SamplingConfig
 from detector.faces import FaceDetector, FrameFaces, Face, cut_crop, iou, link_tracks, square_box
-from detector.media import iter_frames
+from detector.media import Frame, iter_frames
 
 
 def test_astronaut_has_one_face_with_landmarks_inside(detector):
@@ -86,3 +86,57 @@ def test_video_scan_gives_one_track(media_dir, detector):
     frames = detector.scan(iter_frames(media_dir / "pan.mp4", SamplingConfig(frames=8)))
     assert [len(f.faces) for f in frames] == [1] * 8
     assert len(link_tracks(frames)) == 1
+
+
+def moving_face(n: int) -> list[Frame]:
+    """`n` (up to 40) frames of the astronaut's face moving a few pixels from one to the next."""
+    return [Frame(i, i / 10, np.ascontiguousarray(img))
+            for i, img in enumerate(samples.moving_crop(samples.astronaut(), 40))][:n]
+
+
+def detections(detector: FaceDetector, frames: list[Frame]) -> tuple[list[int], list[FrameFaces]]:
+    """Scan the frames: the indices of those the full cascade ran on, and what was found."""
+    calls, detect = [], detector.detect
+    detector.detect = lambda images, *a, **k: calls.append(next(f.index for f in frames if f.image is images[0])) \
+        or detect(images, *a, **k)
+    found = detector.scan(frames)
+    return calls, found
+
+
+def test_following_keeps_a_face_that_moves_a_little():
+    detector = FaceDetector(FaceConfig(device="cpu"))
+    frames = moving_face(2)
+    (before,), (now,) = detector.detect([f.image for f in frames])
+    assert abs(before.box[0] - now.box[0]) > 4  # it did move
+    (followed,) = detector.follow(frames[1].image, [before], 96 / (before.box[2] - before.box[0]))
+    assert iou(followed.box[None], now.box[None])[0, 0] > 0.8
+    assert followed.prob > 0.95 and followed.crop.shape == (224, 224, 3)
+
+
+def test_full_cascade_on_every_kth_frame_only():
+    frames = moving_face(10)
+    assert detections(FaceDetector(FaceConfig(device="cpu", track_every=4)), frames)[0] == [0, 4, 8]
+
+
+def test_a_lost_track_makes_the_full_cascade_run():
+    frames = moving_face(3)
+    x1, y1, x2, y2 = FaceDetector(FaceConfig(device="cpu")).detect([frames[1].image])[0][0].box.astype(int)
+    frames[1].image[y1:y2, x1:x2] = 128  # the face is gone, the scene the same
+    calls, found = detections(FaceDetector(FaceConfig(device="cpu", scene_change=255)), frames)
+    assert calls == [0, 1, 2] and [len(f.faces) for f in found] == [1, 0, 1]
+
+
+def test_a_scene_cut_makes_the_full_cascade_run():
+    frames = moving_face(3)
+    frames[2].image[:] //= 3  # much darker: the same face where it was, in another scene
+    assert detections(FaceDetector(FaceConfig(device="cpu")), frames)[0] == [0, 2]
+
+
+def test_tracking_finds_the_faces_the_full_cascade_finds(media_dir):
+    frames = list(iter_frames(media_dir / "pan.mp4", SamplingConfig(frames=16)))
+    tracked = FaceDetector(FaceConfig(device="cpu")).scan(frames)
+    full = FaceDetector(FaceConfig(device="cpu", track_every=1)).scan(frames)
+    assert [len(f.faces) for f in tracked] == [len(f.faces) for f in full] == [1] * 16
+    a, b = (np.array([x.faces[0].box for x in found]) for found in (tracked, full))
+    offset = np.linalg.norm((a[:, :2] + a[:, 2:] - b[:, :2] - b[:, 2:]) / 2, axis=1)  # box centres, pixels
+    assert offset.mean() < 3 and offset.max() < 0.1 * (b[:, 2] - b[:, 0]).min()
