@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save
 
 from detector.calibration import Calibration
-from detector.config import AudioConfig, FaceConfig
+from detector.config import AudioConfig, FaceConfig, SamplingConfig
 from detector.models import create_model
 
 
@@ -50,6 +50,7 @@ class BundleMeta(BaseModel):
     mean: list[float] = Field(default_factory=list)  # visual: inside the network, recorded here too
     std: list[float] = Field(default_factory=list)
     faces: FaceConfig = FaceConfig()  # visual: how crops are cut
+    sampling: SamplingConfig | None = None  # visual: how training videos were sampled (None: not recorded)
     audio: AudioConfig = AudioConfig()  # audio: sample rate, windows, aggregation, voice gate
     calibration: Calibration = Calibration()
     thresholds: Thresholds = Thresholds()

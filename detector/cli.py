@@ -182,7 +182,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     _dataset_args(p)
     p.add_argument("--out", required=True, help="report folder: report.json, roc.png")
     p.add_argument("--split", default="test", help="train, val, test or all")
-    p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
+    p.add_argument("--frames", type=int, help="frames sampled per video (default: as the bundle was trained, else 32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--workers", type=int, default=2, help="processes that read uploads (0: this one)")
 
@@ -233,7 +233,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    help="score again uploads that failed as unsupported, corrupt or too large (other errors always are)")
     p.add_argument("--workers", type=int, default=2, help="processes that read uploads (0: this one)")
     p.add_argument("--batch-size", type=int, help="crops or audio windows per model call (default: 64 on CUDA, 8 on CPU)")
-    p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
+    p.add_argument("--frames", type=int, help="frames sampled per video (default: as the bundle was trained, else 32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="onnx: run the bundles' exported model.onnx with onnxruntime")
@@ -274,7 +274,7 @@ def score_cmd(args: argparse.Namespace) -> int:
     # hashing every input costs a read of it: only worth it when resuming
     todo = [p for p in paths if not (results.done and p.is_file() and file_id(p) in results.done)]
     console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
-    kwargs = dict(visual=args.visual, audio=args.audio, sampling=SamplingConfig(frames=args.frames),
+    kwargs = dict(visual=args.visual, audio=args.audio, sampling=args.frames and SamplingConfig(frames=args.frames),
                   batch_size=args.batch_size, runtime=args.runtime,
                   fusion=Fusion.model_validate_json(Path(args.fusion).read_text()) if args.fusion else Fusion(),
                   provenance=ProvenancePolicy(declared_ai=args.declared_ai, trust_anchors=args.trust_anchors))

@@ -69,7 +69,7 @@ def _items(scorer: Scorer, kind: str, rows: list[Row], crops_as_is: bool, worker
     return item_rows, keys, np.asarray(probs), upload
 
 
-def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int = 32, device: str = "auto",
+def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int | None = None, device: str = "auto",
              crops_as_is: bool = False, workers: int = 2, progress=None) -> dict:
     """Metrics of a bundle on `rows` per frame (face crop or voiced audio window), per video/file
     (frame scores averaged, as DeepfakeBench does) and per upload (the Scorer's own score)."""
@@ -78,7 +78,7 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int =
     out.mkdir(parents=True, exist_ok=True)
     status: dict = defaultdict(int)
     scorer = Scorer(**{"visual": None, "audio": None, meta.kind: bundle}, device=device,
-                    sampling=SamplingConfig(frames=frames))
+                    sampling=frames and SamplingConfig(frames=frames))  # None: as the bundle was trained
     item_rows, videos, probs, upload = _items(scorer, meta.kind, rows, crops_as_is, workers, out, status, progress)
     labels = np.array([r.label for r in item_rows], int)
     vs, vy, vkeys = by_video(probs, labels, videos)
@@ -92,7 +92,7 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int =
         per_source[source] = binary_report(vy[mask], vs[mask], t)
     report = {
         "bundle": str(bundle), "kind": meta.kind, "model_version": meta.version,
-        "frames_per_video": frames if meta.kind == "visual" else None,
+        "frames_per_video": scorer.settings.sampling.frames if meta.kind == "visual" else None,
         "files": dict(status) | {"total": len(rows)},
         "frame": binary_report(labels, probs, t),
         "video": binary_report(vy, vs, t),

@@ -125,18 +125,20 @@ class Scorer:
     """
 
     def __init__(self, visual: str | Path | None = "starter", audio: str | Path | None = "starter", device: str = "auto",
-                 sampling: SamplingConfig = SamplingConfig(), limits: MediaLimits = MediaLimits(),
+                 sampling: SamplingConfig | None = None, limits: MediaLimits = MediaLimits(),
                  track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int | None = None,
                  runtime: Literal["torch", "onnx"] = "torch", fusion: Fusion = Fusion(),
                  provenance: ProvenancePolicy = ProvenancePolicy(), max_wait_ms: float = 20):
         """`visual`/`audio`: a bundle folder, "starter" (the models shipped in the package) or None (that
-        modality is not scored); `runtime="onnx"` scores with the bundles' exported model.onnx."""
+        modality is not scored); `runtime="onnx"` scores with the bundles' exported model.onnx; `sampling`
+        None samples videos as the visual bundle's training did (32 frames where it does not say)."""
         visual, audio = resolve_bundle(visual, "visual"), resolve_bundle(audio, "audio")
         if visual is None and audio is None:
             raise ValueError("a scorer needs a visual or an audio bundle (or both)")
         dev = resolve_device(device)
         self.visual = load_bundle(visual, dev, runtime) if visual else None
         self.audio = load_bundle(audio, dev, runtime) if audio else None
+        sampling = sampling or (self.visual and self.visual[1].sampling) or SamplingConfig()
         self.settings = ScanSettings(
             limits=limits, sampling=sampling, provenance=provenance,
             faces=self.visual[1].faces.model_copy(update={"device": device}) if visual else None,

@@ -23,10 +23,10 @@ class VisualDetector(BinaryDetector):
         return self.net(x.contiguous(memory_format=torch.channels_last))
 
     def bundle_fields(self, datamodule) -> dict:
-        """The input size is the data module's crop size, the face settings those the cache was cut with:
-        scoring reads both from the bundle, so it sees faces as training did."""
+        """The input size is the data module's crop size; face settings and frame sampling are those the
+        crop cache was cut with: scoring reads them from the bundle, so it sees faces as training did."""
         h, d = self.hparams, datamodule.hparams
         frontend = FrontEndConfig.model_validate_json((Path(d.cache) / "frontend.json").read_text())
         return dict(kind="visual", family="timm", model={"backbone": h.backbone, "drop_rate": h.drop_rate},
                     input_size=d.crop_size, mean=self.net.mean.flatten().tolist(), std=self.net.std.flatten().tolist(),
-                    faces=frontend.faces)
+                    faces=frontend.faces, sampling=frontend.sampling)

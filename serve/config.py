@@ -76,7 +76,7 @@ class ServeConfig(Strict):
     visual: str | None = "starter"  # bundle folders, "starter" (shipped in the package) or none; at least one
     audio: str | None = "starter"
     fusion: Fusion = Fusion()
-    sampling: SamplingConfig = SamplingConfig()
+    sampling: SamplingConfig | None = None  # None: as the visual bundle was trained (32 frames where it does not say)
     limits: MediaLimits = MediaLimits(max_bytes=512 * 1024**2, max_duration_s=1800)
     engine: EngineConfig = EngineConfig()
     review: ReviewConfig = ReviewConfig()

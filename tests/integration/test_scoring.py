@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from detector.config import SamplingConfig
 from detector.frontend import file_id
 from detector.scoring import ErrorRecord, Scorer, Verdict
 
@@ -36,6 +37,22 @@ def test_verdicts_follow_the_contract(bundles, media_dir, tmp_path):
     broken = out["broken.mp4"]
     assert isinstance(broken, ErrorRecord) and broken.error["type"] == "CorruptMedia"
     json.loads(pan.model_dump_json())  # serialisable as is
+
+
+def test_videos_are_sampled_as_the_visual_bundle_was_trained(bundles, media_dir, tmp_path):
+    import shutil
+
+    from detector.bundle import BundleMeta
+
+    shutil.copytree(bundles[0], tmp_path / "visual")
+    meta = BundleMeta.model_validate_json((tmp_path / "visual" / "bundle.json").read_text())
+    recorded = meta.model_copy(update={"sampling": SamplingConfig(frames=4)})
+    (tmp_path / "visual" / "bundle.json").write_text(recorded.model_dump_json())
+    (verdict,) = Scorer(tmp_path / "visual", None, device="cpu").score_many([media_dir / "pan.mp4"])
+    assert verdict.visual.frames_scored == 4
+    (asked,) = Scorer(tmp_path / "visual", None, device="cpu", sampling=SamplingConfig(frames=6)).score_many(
+        [media_dir / "pan.mp4"])
+    assert asked.visual.frames_scored == 6  # what the caller asks for wins
 
 
 def test_a_missing_modality_is_not_scored(bundles, media_dir):

@@ -79,6 +79,8 @@ def test_train_writes_a_bundle_that_evaluate_reads(toy_crops, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     meta = json.loads((bundle / "bundle.json").read_text())
     assert meta["model"]["backbone"] == "resnet10t" and meta["calibration"]["kind"] == "temperature"
+    frontend = json.loads((cache / "frontend.json").read_text())  # how the crops were cut, recorded once
+    assert meta["input_size"] == 64 and meta["faces"] == frontend["faces"] and meta["sampling"] == frontend["sampling"]
     assert meta["metrics"]["val_video"]["auc"] > 0.7  # the blurred, tinted centre is easy to learn
     exe = Path(sys.executable).with_name("deepfake-detect")
     r = subprocess.run([str(exe), "evaluate", "--checkpoint", str(bundle), "--dataset", "folder", "--root",
