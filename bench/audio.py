@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detector.audio_scoring import voiced_windows  # noqa: E402
+from detector.frontend.audio import voiced_windows  # noqa: E402
 from detector.bundle import load_bundle  # noqa: E402
-from detector.media import load_audio  # noqa: E402
+from detector.frontend.media import load_audio  # noqa: E402
 
 AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "audio"
 

@@ -19,8 +19,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detector.faces import FaceDetector, iou  # noqa: E402
-from detector.media import read_image  # noqa: E402
+from detector.frontend.faces import FaceDetector, iou  # noqa: E402
+from detector.frontend.media import read_image  # noqa: E402
 
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
 MIN_HEIGHT = 40

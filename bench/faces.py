@@ -30,8 +30,8 @@ from facenet_pytorch import MTCNN
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detector.config import FaceConfig, SamplingConfig  # noqa: E402
-from detector.faces import FaceDetector  # noqa: E402
-from detector.media import iter_frames  # noqa: E402
+from detector.frontend.faces import FaceDetector  # noqa: E402
+from detector.frontend.media import iter_frames  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"
 VIDEO = {".mp4", ".mov", ".mkv", ".webm", ".avi"}

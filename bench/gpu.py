@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from score import make_bundle  # noqa: E402
 from detector.config import FaceConfig, SamplingConfig  # noqa: E402
-from detector.faces import FaceDetector  # noqa: E402
-from detector.media import iter_frames  # noqa: E402
-from detector.scoring import Scorer  # noqa: E402
+from detector.frontend.faces import FaceDetector  # noqa: E402
+from detector.frontend.media import iter_frames  # noqa: E402
+from detector.scoring.scorer import Scorer  # noqa: E402
 
 VIDEO = ROOT.parent / "shared" / "data" / "video"
 

@@ -30,11 +30,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detector.bundle import BundleMeta, save_bundle  # noqa: E402
 from detector.config import SamplingConfig  # noqa: E402
-from detector.faces import FaceDetector  # noqa: E402
-from detector.media import iter_frames  # noqa: E402
+from detector.frontend.faces import FaceDetector  # noqa: E402
+from detector.frontend.media import iter_frames  # noqa: E402
 from detector.models import create_model  # noqa: E402
 from detector.samples import astronaut  # noqa: E402
-from detector.scoring import Scorer, crop_logits  # noqa: E402
+from detector.scoring.scorer import Scorer, crop_logits  # noqa: E402
 
 VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"
 
@@ -87,7 +87,7 @@ def peak_memory(minutes: float, bundle: Path) -> tuple[float, float]:
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child would report this
         # (large) process's peak as its own
         code = (f"import re, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
-                "from detector.scoring import Scorer\n"
+                "from detector.scoring.scorer import Scorer\n"
                 f"v = list(Scorer({str(bundle)!r}, None, device='cpu').score_many([{str(path)!r}]))[0]\n"
                 "print(v.visual.frames_scored, re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detector.cache import preprocess  # noqa: E402
+from detector.training.cache import preprocess  # noqa: E402
 from detector.datasets import manifest  # noqa: E402
-from detector.visual_data import CropDataModule  # noqa: E402
-from detector.visual_module import VisualDetector  # noqa: E402
+from detector.training.visual_data import CropDataModule  # noqa: E402
+from detector.training.visual_module import VisualDetector  # noqa: E402
 
 VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"
 

@@ -15,7 +15,7 @@ _API = ("Scorer", "Verdict", "ErrorRecord")
 def __getattr__(name: str):
     """Loaded on first use, so `deepfake-detect --version` does not import torch."""
     if name in _API:
-        from detector import scoring
+        from detector.scoring import scorer
 
-        return getattr(scoring, name)
+        return getattr(scorer, name)
     raise AttributeError(f"module 'detector' has no attribute {name!r}")

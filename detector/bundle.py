@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save
 
-from detector.calibration import Calibration
+from detector.scoring.calibration import Calibration
 from detector.config import AudioConfig, FaceConfig, SamplingConfig
 from detector.models import create_model
 

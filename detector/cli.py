@@ -99,7 +99,7 @@ def _faces_args(p: argparse.ArgumentParser) -> None:
          "deepfake-detect faces clip.mp4 uploads/ --out faces.jsonl --save-crops crops/")
 def faces_cmd(args: argparse.Namespace) -> int:
     """Run the face front end and show what it saw in each file."""
-    from detector.frontend import ScanSettings, save_crops, scan_many
+    from detector.frontend.scan import ScanSettings, save_crops, scan_many
 
     cfg = _frontend_config(args)
     paths = list(expand_inputs(args.paths))
@@ -164,7 +164,7 @@ def _preprocess_args(p: argparse.ArgumentParser) -> None:
          "deepfake-detect preprocess --dataset ffpp --root data/ffpp --option compression=c23 --out cache/ffpp")
 def preprocess_cmd(args: argparse.Namespace) -> int:
     """Run the face front end over a dataset and keep the crops (resumable)."""
-    from detector.cache import preprocess
+    from detector.training.cache import preprocess
 
     cfg = _frontend_config(args)
     rows = _rows(args)
@@ -255,11 +255,11 @@ def score_cmd(args: argparse.Namespace) -> int:
     import time
 
     from detector.config import SamplingConfig
-    from detector.fusion import Fusion
-    from detector.provenance import ProvenancePolicy
-    from detector.results import ResultsFile
-    from detector.frontend import file_id
-    from detector.scoring import Scorer
+    from detector.scoring.fusion import Fusion
+    from detector.frontend.provenance import ProvenancePolicy
+    from detector.scoring.results import ResultsFile
+    from detector.frontend.scan import file_id
+    from detector.scoring.scorer import Scorer
 
     items = list(args.inputs)
     expanded = [p for item in items for p in (sorted(glob.glob(item)) if glob.has_magic(item) else [item])]
@@ -279,7 +279,7 @@ def score_cmd(args: argparse.Namespace) -> int:
                   fusion=Fusion.model_validate_json(Path(args.fusion).read_text()) if args.fusion else Fusion(),
                   provenance=ProvenancePolicy(declared_ai=args.declared_ai, trust_anchors=args.trust_anchors))
     if args.devices * args.num_nodes > 1:
-        from detector.distributed import score_distributed
+        from detector.scoring.distributed import score_distributed
 
         n = score_distributed(todo, args.out, kwargs, args.devices, args.num_nodes, args.accelerator, workers=args.workers)
         console.print(f"this rank scored {n} uploads; results in {args.out}")
@@ -325,7 +325,7 @@ def fuse_cmd(args: argparse.Namespace) -> int:
     import csv
 
     from detector.datasets import parse_label
-    from detector.fusion import fit_fusion
+    from detector.scoring.fusion import fit_fusion
 
     base = Path(args.labels).parent
     labels = {(base / r["path"]).resolve(): parse_label(r["label"]) for r in csv.DictReader(open(args.labels, newline=""))}
@@ -442,7 +442,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 @command("train", _train_args, "deepfake-detect train fit --config configs/visual/cpu_small.yaml --trainer.max_epochs 5")
 def train_cmd(args: argparse.Namespace) -> int:
     """Train a detector with LightningCLI (`deepfake-detect train fit --help` lists its options)."""
-    from detector.train import main as lightning_cli
+    from detector.training.train import main as lightning_cli
 
     lightning_cli(args.lightning_args)
     return 0

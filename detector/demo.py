@@ -17,12 +17,12 @@ import torch
 from PIL import Image
 
 from detector import samples
-from detector.cache import preprocess
+from detector.training.cache import preprocess
 from detector.config import FaceConfig
 from detector.datasets import manifest
-from detector.detector_module import EpochLines, WriteBundle, quiet_lightning
-from detector.faces import FaceDetector, cut_crop, square_box
-from detector.sbi import self_blend
+from detector.training.detector_module import EpochLines, WriteBundle, quiet_lightning
+from detector.frontend.faces import FaceDetector, cut_crop, square_box
+from detector.training.sbi import self_blend
 
 DISCLAIMER = ("The demo models learned from a few generated samples: they show the pipeline working "
               "end to end and must not be used for real decisions.")
@@ -113,10 +113,10 @@ def train(module: L.LightningModule, data: L.LightningDataModule, bundle: Path, 
 
 def run_demo(out: str | Path, say=print) -> tuple[list[Path], Path, Path]:
     """Build uploads and training data, train both models, and return (uploads, visual, audio bundles)."""
-    from detector.audio_data import AudioDataModule
-    from detector.audio_module import AudioDetector
-    from detector.visual_data import CropDataModule
-    from detector.visual_module import VisualDetector
+    from detector.training.audio_data import AudioDataModule
+    from detector.training.audio_module import AudioDetector
+    from detector.training.visual_data import CropDataModule
+    from detector.training.visual_module import VisualDetector
 
     out = Path(out)
     L.seed_everything(0, verbose=False)

@@ -13,10 +13,10 @@ import numpy as np
 from detector.bundle import BundleMeta
 from detector.config import MediaLimits, SamplingConfig
 from detector.datasets import Row
-from detector.faces import Face, FrameFaces, cut_crop
-from detector.frontend import Scan, error_record, file_id
-from detector.media import MediaError, probe, read_image
-from detector.scoring import ErrorRecord, Scorer
+from detector.frontend.faces import Face, FrameFaces, cut_crop
+from detector.frontend.scan import Scan, error_record, file_id
+from detector.frontend.media import MediaError, probe, read_image
+from detector.scoring.scorer import ErrorRecord, Scorer
 from detector.metrics import binary_report, by_video
 from detector.plots import write_plots
 

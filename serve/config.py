@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from detector.config import MediaLimits, SamplingConfig, read_yaml, validate
-from detector.fusion import Fusion
-from detector.provenance import ProvenancePolicy
-from detector.scoring import Decision
+from detector.scoring.fusion import Fusion
+from detector.frontend.provenance import ProvenancePolicy
+from detector.scoring.scorer import Decision
 
 Role = Literal["submit", "review", "admin"]
 DEFAULT_SECRET = "change-me"

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from detector.frontend import Scan, Scanner
-from detector.scoring import ErrorRecord, Scorer, Verdict
+from detector.frontend.scan import Scan, Scanner
+from detector.scoring.scorer import ErrorRecord, Scorer, Verdict
 from serve import metrics
 from serve.config import ServeConfig
 from serve.files import FileStore

@@ -55,7 +55,7 @@ def media_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def detector():
-    from detector.faces import FaceDetector
+    from detector.frontend.faces import FaceDetector
 
     return FaceDetector()
 
@@ -67,7 +67,7 @@ def bundles(tmp_path_factory) -> tuple[Path, Path]:
     import torch
 
     from detector.bundle import BundleMeta, Thresholds, save_bundle
-    from detector.calibration import Calibration
+    from detector.scoring.calibration import Calibration
     from detector.config import AudioConfig
     from detector.models import create_model
 

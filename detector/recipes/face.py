@@ -14,15 +14,15 @@ from typing import Callable
 import lightning as L
 import numpy as np
 
-from detector.cache import preprocess, read_index
+from detector.training.cache import preprocess, read_index
 from detector.config import FrontEndConfig, SamplingConfig
 from detector.datasets import Row, manifest
-from detector.detector_module import EpochLines, WriteBundle, predict_logits, quiet_lightning
+from detector.training.detector_module import EpochLines, WriteBundle, predict_logits, quiet_lightning
 from detector.metrics import by_video
 from detector.recipes.loso import held_out_row, write_table
 from detector.recipes.operating import fit_operating_point, stamp
-from detector.visual_data import CropDataModule
-from detector.visual_module import VisualDetector
+from detector.training.visual_data import CropDataModule
+from detector.training.visual_module import VisualDetector
 
 # held-out source -> (regex on the crop's file path, manifest split or None for all of it)
 FOLDS = {

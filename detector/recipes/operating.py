@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save
 from sklearn.linear_model import LogisticRegression
 
 from detector.bundle import BundleMeta, Thresholds
-from detector.calibration import Calibration
+from detector.scoring.calibration import Calibration
 from detector.metrics import binary_report, by_video, threshold_at_fpr
 
 SLOPE = (0.2, 2.0)  # bounds on the Platt slope: below, every score is ~0.5; above, a wall of 0 and 1

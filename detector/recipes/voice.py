@@ -23,10 +23,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from detector.audio_data import augment, fit_length
+from detector.training.audio_data import augment, fit_length
 from detector.bundle import BundleMeta, save_bundle
 from detector.config import AudioConfig
-from detector.media import MediaError, load_audio
+from detector.frontend.media import MediaError, load_audio
 from detector.models import create_model
 from detector.recipes.loso import held_out_row, write_table
 from detector.recipes.operating import fit_operating_point, stamp

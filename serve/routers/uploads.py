@@ -11,7 +11,7 @@ from pydantic import AnyHttpUrl, Json, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from detector.media import CorruptMedia, MediaError, MediaTooLarge, UnsupportedMedia, probe
+from detector.frontend.media import CorruptMedia, MediaError, MediaTooLarge, UnsupportedMedia, probe
 from serve.deps import AnyCaller, Admin, ServiceDep, Submitter, UploadId, found
 from serve.files import TooLarge
 from serve.retention import erase

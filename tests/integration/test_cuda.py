@@ -13,7 +13,7 @@ import torch
 from detector import samples
 from detector.bundle import load_bundle, resolve_bundle
 from detector.config import FaceConfig
-from detector.faces import FaceDetector
+from detector.frontend.faces import FaceDetector
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
@@ -48,7 +48,7 @@ def test_batched_cascade_on_cuda_finds_the_cpu_faces():
 
 
 def test_scorer_on_cuda_gives_the_cpu_verdicts(tmp_path):
-    from detector.scoring import Scorer
+    from detector.scoring.scorer import Scorer
 
     paths = [samples.write_video(tmp_path / "pan.mp4", samples.moving_crop(samples.astronaut(), 24),
                                  audio=samples.chirp(2.0)),

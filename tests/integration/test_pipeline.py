@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import KEYS, in_process, server_config
 
-from detector import frontend, samples
+from detector import samples
+
+from detector.frontend import scan as frontend
 from detector.config import SamplingConfig
 from detector.datasets import Row
 from detector.evaluate import evaluate
-from detector.scoring import Scorer
+from detector.scoring.scorer import Scorer
 
 pytestmark = pytest.mark.slow
 SAMPLING = {"frames": 8}

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from detector.config import SamplingConfig
-from detector.frontend import file_id
-from detector.scoring import ErrorRecord, Scorer, Verdict
+from detector.frontend.scan import file_id
+from detector.scoring.scorer import ErrorRecord, Scorer, Verdict
 
 
 def test_verdicts_follow_the_contract(bundles, media_dir, tmp_path):
@@ -155,8 +155,8 @@ def test_two_ddp_processes_score_like_one(bundles, media_dir, tmp_path):
 
 def test_fuse_fits_on_scored_uploads_and_the_scorer_decides_with_it(bundles, media_dir, tmp_path):
     from detector.cli import main
-    from detector.fusion import Fusion
-    from detector.results import ResultsFile
+    from detector.scoring.fusion import Fusion
+    from detector.scoring.results import ResultsFile
 
     names = ["pan.mp4", "pan.mkv", "silent.mp4", "chirp.wav", "chirp.flac", "chirp.ogg", "coffee.png"]
     with ResultsFile(tmp_path / "val.jsonl") as results:
@@ -179,7 +179,7 @@ def test_fuse_fits_on_scored_uploads_and_the_scorer_decides_with_it(bundles, med
 
 def test_a_declared_ai_upload_is_routed_by_its_manifest(bundles, media_dir, tmp_path):
     from detector import samples
-    from detector.provenance import ProvenancePolicy
+    from detector.frontend.provenance import ProvenancePolicy
 
     identity = samples.test_signer()
     made = samples.sign_c2pa(media_dir / "coffee.png", tmp_path / "made.png", "image/png", identity)
@@ -194,7 +194,7 @@ def test_a_declared_ai_upload_is_routed_by_its_manifest(bundles, media_dir, tmp_
 
 def test_python_api_scores_paths_bytes_and_arrays(bundles, media_dir):
     from detector import Scorer as PublicScorer
-    from detector.media import read_image
+    from detector.frontend.media import read_image
 
     scorer = PublicScorer(bundles[0], None, device="cpu")
     photo = media_dir / "astronaut.png"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from detector.config import SamplingConfig
-from detector.media import SAMPLE_RATE, iter_frames, load_audio, probe
+from detector.frontend.media import SAMPLE_RATE, iter_frames, load_audio, probe
 
 pytestmark = pytest.mark.shared_data
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector import samples
-from detector.scoring import Scorer, Verdict
+from detector.scoring.scorer import Scorer, Verdict
 
 
 def test_tiny_images_and_videos_are_no_signal(bundles, tmp_path):

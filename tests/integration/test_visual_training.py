@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 from skimage import data
 
-from detector.cache import preprocess
+from detector.training.cache import preprocess
 from detector.datasets import manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def test_every_training_config_instantiates(path, monkeypatch):
     from lightning import LightningDataModule
     from lightning.pytorch.cli import LightningCLI
 
-    from detector.detector_module import BinaryDetector
+    from detector.training.detector_module import BinaryDetector
 
     monkeypatch.setattr(sys, "argv", ["train.py"])
     cfg = yaml.safe_load(path.read_text())

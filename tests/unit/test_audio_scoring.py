@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from detector import samples
-from detector.audio_data import augment, reencode, telephone
-from detector.audio_scoring import aggregate, iter_windows, voiced_frames, voiced_windows
+from detector.training.audio_data import augment, reencode, telephone
+from detector.frontend.audio import aggregate, iter_windows, voiced_frames, voiced_windows
 from detector.config import AudioConfig
 
 
@@ -65,7 +65,7 @@ def test_hop_longer_than_window_is_refused():
 
 
 def test_a_videos_audio_track_is_read_like_audio(media_dir):
-    from detector.frontend import ScanSettings, scan
+    from detector.frontend.scan import ScanSettings, scan
 
     read = scan(media_dir / "pan.mp4", ScanSettings(audio=AudioConfig(window_s=0.5, hop_s=0.25)))
     assert read.error is None and read.segments[-1].end == pytest.approx(1.6, abs=0.07)  # the 1.6 s chirp track

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from detector.batching import Batcher
+from detector.scoring.batching import Batcher
 
 
 class Answers:

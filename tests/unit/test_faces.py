@@ -7,8 +7,8 @@ import pytest
 
 from detector import samples
 from detector.config import FaceConfig, SamplingConfig
-from detector.faces import FaceDetector, FrameFaces, Face, cut_crop, iou, link_tracks, square_box
-from detector.media import Frame, iter_frames
+from detector.frontend.faces import FaceDetector, FrameFaces, Face, cut_crop, iou, link_tracks, square_box
+from detector.frontend.media import Frame, iter_frames
 
 
 def test_astronaut_has_one_face_with_landmarks_inside(detector):

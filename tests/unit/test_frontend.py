@@ -8,9 +8,9 @@ import queue
 import threading
 from pathlib import Path
 
-from detector import frontend
+from detector.frontend import scan as frontend
 from detector.config import AudioConfig, FaceConfig, SamplingConfig
-from detector.frontend import ScanSettings, Scanner, scan, scan_many
+from detector.frontend.scan import ScanSettings, Scanner, scan, scan_many
 
 SETTINGS = ScanSettings(sampling=SamplingConfig(frames=6), faces=FaceConfig(device="cpu"),
                         audio=AudioConfig(window_s=1.0, hop_s=0.5))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from detector.bundle import Thresholds
-from detector.fusion import Fusion, fit_fusion
+from detector.scoring.fusion import Fusion, fit_fusion
 
 OWN = {"visual": Thresholds(likely_fake=0.9, review=0.5), "audio": Thresholds(likely_fake=0.6, review=0.4)}
 

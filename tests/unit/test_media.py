@@ -12,7 +12,7 @@ import pytest
 
 from detector import samples
 from detector.config import MediaLimits, SamplingConfig
-from detector.media import (
+from detector.frontend.media import (
     SAMPLE_RATE,
     CorruptMedia,
     MediaTooLarge,
@@ -250,7 +250,7 @@ def test_missing_file_and_folder(tmp_path):
 
 
 def test_sample_times_spread_over_duration():
-    from detector.media import MediaInfo
+    from detector.frontend.media import MediaInfo
 
     info = MediaInfo("x", "video", "mp4", 1, 10, 10, duration_s=10.0, fps=10.0, frame_count=100)
     t = sample_times(info, SamplingConfig(frames=4))

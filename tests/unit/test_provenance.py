@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detector import samples
-from detector.provenance import ProvenancePolicy, read_provenance
+from detector.frontend.provenance import ProvenancePolicy, read_provenance
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_held_out_row_has_counts_and_group_bootstrap_intervals():
 def test_crop_splits_hold_one_source_out(tmp_path):
     from PIL import Image
 
-    from detector.visual_data import CropDataModule
+    from detector.training.visual_data import CropDataModule
 
     index, files = [], []
     for i, (path, split) in enumerate([("/d/ffpp/a.mp4", "train"), ("/d/dfdc/b.jpg", "test"), ("/d/dfdc/c.jpg", "val"),
@@ -107,7 +107,7 @@ def test_crop_splits_hold_one_source_out(tmp_path):
 
 
 def test_thresholds_travel_in_every_verdict(bundles, media_dir):
-    from detector.scoring import Scorer
+    from detector.scoring.scorer import Scorer
 
     (v,) = Scorer(*bundles, device="cpu").score_many([media_dir / "pan.mp4"])
     assert [(m.kind, m.thresholds) for m in v.models] == [("visual", Thresholds(likely_fake=0.99, review=0.0)),
@@ -117,7 +117,7 @@ def test_thresholds_travel_in_every_verdict(bundles, media_dir):
 @pytest.mark.parametrize("path", sorted(ROOT.joinpath("configs", "starter").glob("face*.yaml")), ids=lambda p: p.name)
 def test_face_recipe_configs_name_recipe_settings_and_build(path):
     from detector.recipes.face import RECIPE
-    from detector.visual_module import VisualDetector
+    from detector.training.visual_module import VisualDetector
 
     overrides = yaml.safe_load(path.read_text())
     assert set(overrides) <= set(RECIPE)

@@ -10,13 +10,13 @@ import torch
 
 from detector import samples
 from detector.bundle import BundleMeta, load_bundle, save_bundle
-from detector.cache import preprocess, read_index
-from detector.calibration import fit_calibration
+from detector.training.cache import preprocess, read_index
+from detector.scoring.calibration import fit_calibration
 from detector.config import FrontEndConfig, SamplingConfig
 from detector.datasets import Row
 from detector.metrics import binary_report, by_video, eer, threshold_at_fpr
 from detector.models import create_model
-from detector.sbi import face_mask, self_blend
+from detector.training.sbi import face_mask, self_blend
 
 
 def test_eer_and_threshold_at_fpr():
@@ -91,7 +91,7 @@ def test_cache_resumes_and_records_files_without_faces(media_dir, tmp_path):
 
 
 def test_crop_dataset_self_blends_reals_and_balances(media_dir, tmp_path):
-    from detector.visual_data import CropDataModule, CropDataset
+    from detector.training.visual_data import CropDataModule, CropDataset
 
     rows = [Row(str(media_dir / "pan.mp4"), 0, split, "pan", "gen") for split in ("train",)]
     preprocess(rows, tmp_path / "cache", FrontEndConfig(sampling=SamplingConfig(frames=4)))

@@ -27,11 +27,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from detector.audio_scoring import Segment, voiced_windows
+from detector.frontend.audio import Segment, voiced_windows
 from detector.config import AudioConfig, FaceConfig, MediaLimits, SamplingConfig, Strict
-from detector.faces import FaceDetector, FrameFaces, Track, link_tracks
-from detector.media import Frame, MediaInfo, iter_audio, iter_frames, probe
-from detector.provenance import Provenance, ProvenancePolicy
+from detector.frontend.faces import FaceDetector, FrameFaces, Track, link_tracks
+from detector.frontend.media import Frame, MediaInfo, iter_audio, iter_frames, probe
+from detector.frontend.provenance import Provenance, ProvenancePolicy
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class Scanner:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("forkserver")  # workers fork from one process that imported torch once
-        ctx.set_forkserver_preload(["detector.frontend"])
+        ctx.set_forkserver_preload(["detector.frontend.scan"])
         return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
 
     def submit(self, path: str | Path, done: Callable[[Scan], None]) -> None:

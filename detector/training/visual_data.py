@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
 
-from detector.cache import crop_array, read_index
-from detector.sbi import self_blend
+from detector.training.cache import crop_array, read_index
+from detector.training.sbi import self_blend
 
 
 def train_augment() -> v2.Compose:

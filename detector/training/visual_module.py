@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from detector.config import FrontEndConfig
-from detector.detector_module import BinaryDetector
+from detector.training.detector_module import BinaryDetector
 from detector.models import create_model
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from detector.bundle import BundleMeta, Thresholds, save_bundle
-from detector.calibration import fit_calibration
+from detector.scoring.calibration import fit_calibration
 from detector.metrics import binary_report, by_video, threshold_at_fpr
 
 

@@ -11,7 +11,7 @@ import warnings
 from lightning import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 
-from detector.detector_module import BinaryDetector
+from detector.training.detector_module import BinaryDetector
 
 
 def main(args: list[str] | None = None) -> None:

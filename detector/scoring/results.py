@@ -18,7 +18,7 @@ FINAL_ERRORS = {"unsupported", "corrupt", "too_large"}  # the same bytes fail th
 
 
 def part_path(out: str | Path, rank: int) -> Path:
-    """Where one rank of a distributed run writes (see `detector.distributed`)."""
+    """Where one rank of a distributed run writes (see `detector.scoring.distributed`)."""
     return Path(out).with_name(f"{Path(out).name}.rank{rank}")
 
 

@@ -11,8 +11,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from detector.config import FaceConfig
-from detector.media import Frame
-from detector.mtcnn import Cascade
+from detector.frontend.media import Frame
+from detector.frontend.mtcnn import Cascade
 
 
 def resolve_device(name: str) -> torch.device:

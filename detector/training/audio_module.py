@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from detector.config import AudioConfig
-from detector.detector_module import BinaryDetector
+from detector.training.detector_module import BinaryDetector
 from detector.models import create_model
 
 

@@ -22,8 +22,8 @@ from PIL import Image
 
 from detector.config import FrontEndConfig
 from detector.datasets import Row
-from detector.frontend import Scan, ScanSettings, scan_many
-from detector.media import MediaError, read_image
+from detector.frontend.scan import Scan, ScanSettings, scan_many
+from detector.frontend.media import MediaError, read_image
 
 
 def file_key(path: str) -> str:

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
-from detector.results import ResultsFile, merge_parts, part_path
+from detector.scoring.results import ResultsFile, merge_parts, part_path
 
 
 class ScoringModule(L.LightningModule):
@@ -27,7 +27,7 @@ class ScoringModule(L.LightningModule):
         self.scorer_kwargs, self.workers = scorer_kwargs, workers
 
     def setup(self, stage: str) -> None:
-        from detector.scoring import Scorer
+        from detector.scoring.scorer import Scorer
 
         device = self.trainer.strategy.root_device
         if device.type == "cpu":  # ranks on one machine share its cores

@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from detector.datasets import Row, manifest
-from detector.media import MediaError, load_audio
-from detector.visual_data import seed_worker
+from detector.frontend.media import MediaError, load_audio
+from detector.training.visual_data import seed_worker
 
 _CODECS = (("mp3", "libmp3lame", (24_000, 64_000)), ("ipod", "aac", (24_000, 64_000)),
            ("ogg", "libopus", (12_000, 32_000)))

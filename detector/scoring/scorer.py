@@ -19,14 +19,14 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from detector.audio_scoring import aggregate
-from detector.batching import Batcher
+from detector.frontend.audio import aggregate
+from detector.scoring.batching import Batcher
 from detector.bundle import BundleMeta, Thresholds, load_bundle, resolve_bundle
 from detector.config import MediaLimits, SamplingConfig
-from detector.faces import resolve_device
-from detector.frontend import Scan, ScanSettings, error_record, scan_many
-from detector.fusion import SEVERITY, Fusion
-from detector.provenance import Provenance, ProvenancePolicy
+from detector.frontend.faces import resolve_device
+from detector.frontend.scan import Scan, ScanSettings, error_record, scan_many
+from detector.scoring.fusion import SEVERITY, Fusion
+from detector.frontend.provenance import Provenance, ProvenancePolicy
 
 Decision = Literal["likely_fake", "review", "clear", "no_signal"]
 
@@ -118,8 +118,8 @@ class _Pending:
 class Scorer:
     """Built from a visual and/or an audio bundle; a missing one means that modality is not scored.
 
-    Uploads are read by `scan` (detector/frontend.py); the Scorer batches what it read, face crops and
-    voice windows of every upload in flight, through the networks (detector/batching.py): `batch_size`
+    Uploads are read by `scan` (detector/frontend/scan.py); the Scorer batches what it read, face crops and
+    voice windows of every upload in flight, through the networks (detector/scoring/batching.py): `batch_size`
     inputs, by default 64 on CUDA and 8 on CPU where bigger batches are slower (bench/batch_size.py),
     or fewer once the oldest waited `max_wait_ms`.
     """

@@ -1,0 +1,1 @@
+"""Training: crop caches, data modules, LightningModules, self-blended fakes, the LightningCLI."""
