@@ -3,10 +3,10 @@
     .venv/bin/python bench/score.py [--clips 11] [--long-minutes 10]
 
 On the real clips of ../shared/data/video, 32 frames each, the same machine and the same run:
-- the Scorer (`score_many`: decoding threads, batched detector, crops batched into the classifier);
+- the Scorer (`score_many`: worker processes decode and find faces, crops batched into the classifier);
 - naive: OpenCV seeks each sampled frame, facenet-pytorch MTCNN at full resolution, one crop at a
   time through the classifier;
-- the bound: face detection alone (our cascade on decoded frames) and the classifier alone at its
+- the bound: face detection alone (the front end's detect-then-track on each clip's decoded frames) and the classifier alone at its
   best batch size; the slower of the two bounds the pipeline. With decoding alone too, the rate of
   all three stages taking turns on the same cores (what two cores can do at most without overlap
   gains) is printed as well.
@@ -123,11 +123,12 @@ def main() -> None:
           f"{n / ours:.1f} frames/s", flush=True)
 
     start = time.perf_counter()
-    frames = [f for c in clips for f in iter_frames(c, SamplingConfig(frames=args.frames))]
+    by_clip = [list(iter_frames(c, SamplingConfig(frames=args.frames))) for c in clips]
+    frames = [f for fs in by_clip for f in fs]
     decode_rate = len(frames) / (time.perf_counter() - start)
     detector = FaceDetector()
-    start = time.perf_counter()
-    found = [detector.detect([f.image])[0] for f in frames]
+    start = time.perf_counter()  # as the front end detects: one clip's frames per call (detect, then track)
+    found = [ff.faces for fs in by_clip for ff in detector.scan(fs)]
     detect_rate = len(frames) / (time.perf_counter() - start)
     crops = [face.crop for faces in found for face in faces]
     net = scorer.visual[0]

@@ -38,11 +38,13 @@ def validate(model: type[M], data: dict, source: str | Path | None) -> M:
         raise ConfigError(f"{source or 'built-in settings'}: {describe(e)}") from None
 
 
-class Strict(BaseModel):
+class FrozenSettings(BaseModel):
+    """Settings that refuse unknown keys and never change (hashable: they key caches)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class MediaLimits(Strict):
+class MediaLimits(FrozenSettings):
     """Checked from headers before heavy decoding; a breach raises MediaTooLarge."""
 
     max_bytes: int = Field(2 * 1024**3, gt=0)
@@ -52,7 +54,7 @@ class MediaLimits(Strict):
     max_frames: int = Field(2_000_000, gt=0)  # frames in a video stream, as its header says
 
 
-class SamplingConfig(Strict):
+class SamplingConfig(FrozenSettings):
     """Which video frames to read: `frames` evenly spaced over the duration, or `fps` per second."""
 
     frames: int | None = Field(32, gt=0)
@@ -66,7 +68,7 @@ class SamplingConfig(Strict):
         return self
 
 
-class FaceConfig(Strict):
+class FaceConfig(FrozenSettings):
     device: str = "auto"
     # detect on a downscaled copy (DFDC winner: half size): scale, and a cap on its long side
     detect_scale: float = Field(1.0, gt=0, le=1)
@@ -98,7 +100,7 @@ class FaceConfig(Strict):
         return self.crop_scale if self.crop_margin is None else 1 + 2 * self.crop_margin
 
 
-class AudioConfig(Strict):
+class AudioConfig(FrozenSettings):
     """How long audio is cut into windows and the window scores become one file score."""
 
     sample_rate: int = 16_000
@@ -117,7 +119,7 @@ class AudioConfig(Strict):
         return self
 
 
-class FrontEndConfig(Strict):
+class FrontEndConfig(FrozenSettings):
     limits: MediaLimits = MediaLimits()
     sampling: SamplingConfig = SamplingConfig()
     faces: FaceConfig = FaceConfig()

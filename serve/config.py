@@ -16,11 +16,13 @@ Role = Literal["submit", "review", "admin"]
 DEFAULT_SECRET = "change-me"
 
 
-class Strict(BaseModel):
+class Settings(BaseModel):
+    """A section of serve.yaml: unknown keys are refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class EngineConfig(Strict):
+class EngineConfig(Settings):
     workers: int = Field(2, ge=1)  # decoding + face detection processes
     max_batch_size: int | None = Field(None, ge=1)  # crops or voice windows per model call, across requests;
     # None: 64 on CUDA, 8 on CPU (bigger batches are slower there, bench/batch_size.py)
@@ -33,7 +35,7 @@ class EngineConfig(Strict):
     device: str = "auto"
 
 
-class ReviewConfig(Strict):
+class ReviewConfig(Settings):
     lease_s: float = Field(300, gt=0)  # a claimed item returns to the queue after this
     queue_decisions: list[Decision] = ["likely_fake", "review"]  # Verdict decisions that need a person
     evidence_crops: int = Field(4, ge=0)  # most suspicious face crops kept for reviewers
@@ -44,7 +46,7 @@ class ReviewConfig(Strict):
         "model fooled by compression or low light"], max_length=9)
 
 
-class WebhookConfig(Strict):
+class WebhookConfig(Settings):
     secret: str = DEFAULT_SECRET  # HMAC-SHA256 key; receivers check X-Signature. The server refuses the default
     # unless started for development (`serve --dev` or DEEPFAKE_DEV=1)
     max_attempts: int = Field(8, ge=1)
@@ -54,7 +56,7 @@ class WebhookConfig(Strict):
     # other non-public addresses (tests, on-premise receivers); every other such callback is refused
 
 
-class RetentionConfig(Strict):
+class RetentionConfig(Settings):
     """Days each kind of data is kept after upload (None: forever); the audit trail stays."""
 
     upload_bytes_days: float | None = Field(30, ge=0)
@@ -63,12 +65,12 @@ class RetentionConfig(Strict):
     interval_s: float = Field(3600, gt=0)  # how often the sweep runs (and once at start)
 
 
-class ApiKey(Strict):
+class ApiKey(Settings):
     key: str = Field(min_length=16)
     roles: list[Role] = Field(min_length=1)
 
 
-class ServeConfig(Strict):
+class ServeConfig(Settings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = "sqlite:///var/serve/serve.db"  # or postgresql+psycopg://user@host/db

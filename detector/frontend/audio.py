@@ -13,7 +13,9 @@ FRAME_S = 0.02  # voice-gate frames
 
 
 @dataclass
-class Segment:
+class AudioWindow:
+    """Where one window of the sound track lies and how much of it is voice; its score comes from the model."""
+
     start: float  # seconds
     end: float
     voiced: float  # share of 20 ms frames that look like voice
@@ -62,13 +64,13 @@ def aggregate(scores: list[float], cfg: AudioConfig) -> float | None:
 
 
 def voiced_windows(chunks: Iterable[np.ndarray], cfg: AudioConfig = AudioConfig()
-                   ) -> Iterator[tuple[Segment, np.ndarray | None]]:
-    """Every window's Segment, with the network's input when it is voiced enough to score."""
+                   ) -> Iterator[tuple[AudioWindow, np.ndarray | None]]:
+    """Every window's AudioWindow, with the network's input when it is voiced enough to score."""
     sr = cfg.sample_rate
     window, hop = int(round(cfg.window_s * sr)), int(round(cfg.hop_s * sr))
     for start, samples in iter_windows(chunks, window, hop):
         voiced = voiced_frames(samples, cfg)
-        seg = Segment(start / sr, (start + len(samples)) / sr, float(voiced.mean()) if len(voiced) else 0.0)
+        seg = AudioWindow(start / sr, (start + len(samples)) / sr, float(voiced.mean()) if len(voiced) else 0.0)
         yield seg, _repeat(samples, window) if seg.voiced >= cfg.min_voiced else None
 
 

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from detector.frontend.audio import Segment, voiced_windows
-from detector.config import AudioConfig, FaceConfig, MediaLimits, SamplingConfig, Strict
+from detector.frontend.audio import AudioWindow, voiced_windows
+from detector.config import AudioConfig, FaceConfig, MediaLimits, SamplingConfig, FrozenSettings
 from detector.frontend.faces import FaceDetector, FrameFaces, Track, link_tracks
 from detector.frontend.media import Frame, MediaInfo, iter_audio, iter_frames, probe
 from detector.frontend.provenance import Provenance, ProvenancePolicy
@@ -36,7 +36,7 @@ from detector.frontend.provenance import Provenance, ProvenancePolicy
 log = logging.getLogger(__name__)
 
 
-class ScanSettings(Strict):
+class ScanSettings(FrozenSettings):
     """What to read from an upload; a modality without settings is not read."""
 
     limits: MediaLimits = MediaLimits()
@@ -56,7 +56,7 @@ class Scan:
     info: MediaInfo | None = None
     frames: list[FrameFaces] = field(default_factory=list)
     tracks: list[Track] = field(default_factory=list)
-    segments: list[Segment] | None = None  # audio windows; None: audio not read
+    segments: list[AudioWindow] | None = None  # audio windows; None: audio not read
     windows: list[np.ndarray | None] = field(default_factory=list)  # each segment's network input; None: not voiced
     provenance: Provenance | None = None
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame index -> JPEG, frames with faces
