@@ -114,7 +114,8 @@ def test_claims_are_exclusive_under_concurrency(backend, tmp_path, request):
 
 
 def test_two_servers_sharing_postgresql_split_the_work(bundles, media_dir, tmp_path, pg_url):
-    shared = {"database_url": pg_url, "store_dir": str(tmp_path / "store")}
+    # two jobs in flight each: the first engine to wake cannot take the whole queue
+    shared = {"database_url": pg_url, "store_dir": str(tmp_path / "store"), "engine": {"max_in_flight": 2}}
     cfgs = [server_config(bundles, tmp_path, **shared) for _ in range(2)]
     with ThreadPoolExecutor(2) as pool:  # started together: migrations must not collide
         servers = list(pool.map(lambda c: Server(c, tmp_path).start(), cfgs))
@@ -133,6 +134,9 @@ def test_two_servers_sharing_postgresql_split_the_work(bundles, media_dir, tmp_p
                 while (r := c.post(f"{server.url}/v1/review/claim")).status_code == 200:
                     claimed[name].append(r.json()["item"]["id"])
 
+        for name, server in zip(["alice", "bob"], servers):  # each holds one before they race for the rest
+            with httpx.Client(headers={"X-API-Key": KEYS[name]}, timeout=60) as c:
+                claimed[name].append(c.post(f"{server.url}/v1/review/claim").json()["item"]["id"])
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(review, ["alice", "bob"], servers))
         everything = claimed["alice"] + claimed["bob"]

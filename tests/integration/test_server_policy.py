@@ -35,9 +35,18 @@ def submit(server: Server, path: Path, as_: str = "uploader", **params) -> dict:
     return r.json()
 
 
-def claim_and_decide(server: Server, reviewer: str, label: str, reason: str = "looked closely") -> dict:
+def pending_item(server: Server, upload_id: str, kind: str = "detection") -> int:
+    """The id of the upload's pending review item of that kind (other tests' items may be pending too)."""
+    with api("admin") as c:
+        items = c.get(f"{server.url}/v1/review/items", params={"limit": 500}).json()
+    (item,) = [i["id"] for i in items if i["upload_id"] == upload_id and i["kind"] == kind]
+    return item
+
+
+def claim_and_decide(server: Server, reviewer: str, label: str, upload_id: str, reason: str = "looked closely") -> dict:
+    """`reviewer` claims this upload's pending item and decides it."""
     with api(reviewer) as c:
-        r = c.post(f"{server.url}/v1/review/claim")
+        r = c.post(f"{server.url}/v1/review/items/{pending_item(server, upload_id)}/claim")
         assert r.status_code == 200, r.text
         d = r.json()
         r = c.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
@@ -48,7 +57,7 @@ def claim_and_decide(server: Server, reviewer: str, label: str, reason: str = "l
 
 @pytest.fixture(scope="module")
 def server(bundles, tmp_path_factory):
-    """One server for the tests that need no restart (they run in file order, sharing its queue)."""
+    """One server for the tests that need no restart; each claims its own uploads' items by id."""
     folder = tmp_path_factory.mktemp("policy")
     s = Server(server_config(bundles, folder, provenance={"declared_ai": "likely_fake"}), folder).start()
     yield s
@@ -91,17 +100,18 @@ def test_declared_ai_manifests_route_to_review_and_reach_reviewers(server, brows
 
 def test_an_appeal_goes_to_another_reviewer_and_its_outcome_is_recorded(server, media_dir):
     up = submit(server, media_dir / "astronaut.png")
-    first = claim_and_decide(server, "alice", "confirmed_fake", "seam along the hairline")
+    first = claim_and_decide(server, "alice", "confirmed_fake", up["id"], "seam along the hairline")
     with api("uploader") as c:
         r = c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "this is my own photo"})
         assert r.status_code == 201 and r.json()["kind"] == "appeal" and r.json()["appeal_of"] == first["item"]["id"]
         assert c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "again"}).status_code == 409
     with api("bob") as c:  # appeals come from the uploader's client, not from reviewers
         assert c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "x"}).status_code == 403
+    appeal = pending_item(server, up["id"], "appeal")
     with api("alice") as c:  # the reviewer who decided never gets the appeal
-        assert c.post(f"{server.url}/v1/review/claim").status_code == 204
+        assert c.post(f"{server.url}/v1/review/items/{appeal}/claim").status_code == 409
     with api("bob") as c:
-        detail = c.post(f"{server.url}/v1/review/claim").json()
+        detail = c.post(f"{server.url}/v1/review/items/{appeal}/claim").json()
         assert detail["item"]["kind"] == "appeal" and detail["appeal"]["reason"] == "this is my own photo"
         assert detail["appeal"]["first_decision"]["label"] == "confirmed_fake"
         assert detail["appeal"]["first_decision"]["reviewer"] == "alice"
@@ -166,9 +176,9 @@ def test_delete_erases_bytes_and_crops_at_once_and_idempotently(server, media_di
 def test_report_counts_decisions_agreement_appeals_and_queue_times(server, media_dir):
     with api("admin") as c:
         before = c.get(f"{server.url}/v1/reports/summary", params={"since": "2020-01-01"}).json()
-    for n in ("astronaut.jpg", "astronaut.bmp", "coffee.png"):
-        submit(server, media_dir / n)
-    decided = [claim_and_decide(server, "alice", "confirmed_fake"), claim_and_decide(server, "bob", "cleared")]
+    ups = [submit(server, media_dir / n) for n in ("astronaut.jpg", "astronaut.bmp", "coffee.png")]
+    decided = [claim_and_decide(server, "alice", "confirmed_fake", ups[0]["id"]),
+               claim_and_decide(server, "bob", "cleared", ups[1]["id"])]
     with api("admin") as c:
         after = c.get(f"{server.url}/v1/reports/summary", params={"since": "2020-01-01"}).json()
         rows = dict(csv.reader(io.StringIO(c.get(f"{server.url}/v1/reports/summary",
