@@ -13,6 +13,7 @@ from serve.config import ServeConfig
 from serve.routers import health, media, reports, review, uploads
 from serve.schemas import documented, error_response
 from serve.service import Service
+from serve.store.tables import Conflict
 
 
 def create_app(cfg: ServeConfig) -> FastAPI:
@@ -34,6 +35,10 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
         return error_response(exc.status_code, None, exc.detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(Conflict)  # the routes that can raise it document their 409
+    async def conflict(request: Request, exc: Conflict):
+        return error_response(409, "conflict", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

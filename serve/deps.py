@@ -28,7 +28,7 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 def authorize(service: Service, key: str, allowed: tuple[str, ...]) -> Caller:
     """The key's owner, when the key has one of `allowed` roles (admin has all); else 401 or 403."""
-    found = service.store.key_roles(key) if key else None
+    found = service.store.keys.find(key) if key else None
     if found is None:
         raise HTTPException(401, "a valid API key is needed (Authorization: Bearer KEY or X-API-Key)",
                             headers={"WWW-Authenticate": "Bearer"})

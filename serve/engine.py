@@ -77,7 +77,7 @@ class Engine:
         end = time.monotonic() + timeout
         with self._done:
             while (left := end - time.monotonic()) > 0:
-                up = self.store.upload(upload_id)
+                up = self.store.uploads.get(upload_id)
                 if up is None or up["status"] in ("scored", "failed"):
                     return
                 self._done.wait(min(left, 0.5))
@@ -88,12 +88,12 @@ class Engine:
         while not self._stop.is_set():
             try:
                 free = e.max_in_flight - len(self.in_flight)
-                jobs = self.store.claim_jobs(self.owner, free, e.job_lease_s) if free > 0 else []
+                jobs = self.store.uploads.claim(self.owner, free, e.job_lease_s) if free > 0 else []
                 for job in jobs:
                     self._start(job)
                 if time.monotonic() - renewed > e.job_lease_s / 3:
-                    self.store.renew_jobs(self.owner, list(self.in_flight), e.job_lease_s)
-                    for uid in self.store.fail_exhausted(e.max_attempts):
+                    self.store.uploads.renew(self.owner, list(self.in_flight), e.job_lease_s)
+                    for uid in self.store.uploads.fail_exhausted(e.max_attempts):
                         metrics.ERRORS.labels("worker_crash").inc()
                         log.warning("upload %s failed: it stopped its worker %d times", uid, e.max_attempts)
                     renewed = time.monotonic()
@@ -130,12 +130,12 @@ class Engine:
         with self._lock:
             self.in_flight.pop(job["id"], None)
         if job["attempts"] >= self.cfg.engine.max_attempts:
-            self.store.finish_job(job["id"], self.owner, None, {
+            self.store.uploads.finish(job["id"], self.owner, None, {
                 "type": "WorkerCrash", "reason": "worker_crash", "message": "decoding this upload stopped its worker"},
                 self.cfg.review.queue_decisions)
             metrics.ERRORS.labels("worker_crash").inc()
         else:
-            self.store.release_job(job["id"], self.owner)
+            self.store.uploads.release(job["id"], self.owner)
         self._notify()
 
     def _record(self, job: dict, scan: Scan, record: Verdict | ErrorRecord) -> None:
@@ -153,11 +153,11 @@ class Engine:
         if isinstance(record, Verdict):
             verdict = record.model_dump(mode="json", exclude={"path"})
             self._keep_evidence(job["id"], scan, record)
-            stored = self.store.finish_job(job["id"], self.owner, verdict, None, self.cfg.review.queue_decisions)
+            stored = self.store.uploads.finish(job["id"], self.owner, verdict, None, self.cfg.review.queue_decisions)
             metrics.DECISIONS.labels(record.decision).inc()
         else:  # messages name the upload, never where its bytes are stored
             message = re.sub(rf"[^\s'\"]*{job['sha256']}", f"upload {job['id']}", record.error.get("message", ""))
-            stored = self.store.finish_job(job["id"], self.owner, None, record.error | {"message": message},
+            stored = self.store.uploads.finish(job["id"], self.owner, None, record.error | {"message": message},
                                            self.cfg.review.queue_decisions)
             metrics.ERRORS.labels(record.error.get("reason", "error")).inc()
         if not stored:

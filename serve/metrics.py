@@ -17,7 +17,7 @@ REQUESTS = Histogram("deepfake_request_seconds", "HTTP request latency, by route
                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 REVIEW_ITEMS = Gauge("deepfake_review_items", "Review items waiting for or held by a reviewer (all servers)", ["state"])
 REVIEW_OLDEST = Gauge("deepfake_review_oldest_pending_seconds", "Age of the oldest pending review item (0: none)")
-MODEL = Info("deepfake_model", "The models this server scores with", ["kind"])
+MODEL = Info("deepfake_model", "The models this server scores with", ["modality"])
 REFUSED = {413, 415, 422, 429}  # answers to POST /v1/uploads counted in REJECTED
 
 

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 import numpy as np
 import sqlalchemy as sa
 
-from serve.store import Store, review_items, uploads
+from serve.store import Store
+from serve.store.tables import review_items, uploads
 
 
 def _pcts(values: list[float]) -> dict:

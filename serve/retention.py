@@ -19,11 +19,11 @@ def erase(store: Store, files: FileStore, upload: dict, what: list[str], actor: 
     """Erase `what` (bytes, crops, verdict) of one upload, idempotently; returns what was newly erased."""
     if "bytes" in what:
         with files.lock(upload["sha256"]):  # no upload of the same bytes can slip in between
-            if not store.bytes_needed(upload["sha256"], but=upload["id"]):
+            if not store.uploads.bytes_needed(upload["sha256"], but=upload["id"]):
                 files.erase(upload["sha256"])
-            erased = store.mark_erased(upload["id"], what, actor, why)
+            erased = store.uploads.mark_erased(upload["id"], what, actor, why)
     else:
-        erased = store.mark_erased(upload["id"], what, actor, why)
+        erased = store.uploads.mark_erased(upload["id"], what, actor, why)
     if "crops" in what:
         files.erase_evidence(upload["id"])
     return erased
@@ -35,7 +35,7 @@ def sweep(store: Store, files: FileStore, cfg: RetentionConfig, now: float | Non
     counts = {}
     for what, days in (("bytes", cfg.upload_bytes_days), ("crops", cfg.crops_days), ("verdict", cfg.verdicts_days)):
         n = 0
-        for up in store.expired(what, before=now - days * DAY) if days is not None else []:
+        for up in store.uploads.expired(what, before=now - days * DAY) if days is not None else []:
             n += bool(erase(store, files, up, [what], "retention", f"{what} are kept {days:g} days"))
         counts[what] = n
     return counts

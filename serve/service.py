@@ -27,8 +27,8 @@ class Service:
     def start(self) -> None:
         self.store.migrate()
         for name, key in self.cfg.api_keys.items():
-            self.store.add_key(name, key.roles, key.key)
-        if not self.store.key_count():
+            self.store.keys.add(name, key.roles, key.key)
+        if not self.store.keys.count():
             log.warning("no API keys: every call will answer 401; create one with `deepfake-detect api-key`")
         self.engine = Engine(self.cfg, self.store, self.files)
         self.engine.start()
@@ -36,12 +36,12 @@ class Service:
         self.sender.start()
         self.sweeper = Sweeper(self.store, self.files, self.cfg.retention)
         self.sweeper.start()
-        metrics.QUEUED.set_function(lambda: self.store.count("queued"))
+        metrics.QUEUED.set_function(lambda: self.store.uploads.count("queued"))
         for state in ("pending", "claimed"):
-            metrics.REVIEW_ITEMS.labels(state).set_function(lambda state=state: self.store.review_count(state))
-        metrics.REVIEW_OLDEST.set_function(lambda: time.time() - (self.store.oldest_pending() or time.time()))
+            metrics.REVIEW_ITEMS.labels(state).set_function(lambda state=state: self.store.review.count(state))
+        metrics.REVIEW_OLDEST.set_function(lambda: time.time() - (self.store.review.oldest_pending() or time.time()))
         for model in self.engine.scorer.models:
-            metrics.MODEL.labels(model.kind).info({"name": model.name, "version": model.version})
+            metrics.MODEL.labels(model.modality).info({"name": model.name, "version": model.version})
 
     def stop(self) -> None:
         for part in (self.sweeper, self.sender, self.engine):

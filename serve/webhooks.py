@@ -73,9 +73,9 @@ class Sender:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                due = self.store.due_webhooks(16, hold_s=2 * self.cfg.timeout_s)
+                due = self.store.webhooks.due(16, hold_s=2 * self.cfg.timeout_s)
                 for hook in due:
-                    self.store.webhook_result(hook, self._send(hook), self.cfg.max_attempts, self.cfg.backoff_s)
+                    self.store.webhooks.attempted(hook, self._send(hook), self.cfg.max_attempts, self.cfg.backoff_s)
             except Exception:
                 log.exception("webhook loop")
                 due = []

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from serve.store import metadata
+from serve.store.tables import metadata
 
 context.configure(connection=context.config.attributes["connection"], target_metadata=metadata,
                   render_as_batch=True)  # SQLite alters tables by copying them

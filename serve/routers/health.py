@@ -21,7 +21,7 @@ def readyz(service: ServiceDep):
     if service.engine is None:
         raise HTTPException(503, "models are loading")
     try:
-        queued = service.store.count("queued")
+        queued = service.store.uploads.count("queued")
     except Exception as e:
         raise HTTPException(503, f"database: {type(e).__name__}")
     return {"status": "ready", "models": [m.model_dump() for m in service.engine.scorer.models], "queued": queued}

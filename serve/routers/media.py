@@ -25,11 +25,11 @@ _MAGIC = [(b"\x1aE\xdf\xa3", 0, "video/webm"), (b"ftyp", 4, "video/mp4"), (b"WAV
           (b"BM", 0, "image/bmp")]
 
 
-def sniff(head: bytes, kind: str) -> str:
+def sniff(head: bytes, media_type: str) -> str:
     """The MIME type of an upload from its first bytes (MP4 audio is audio/mp4)."""
     for magic, at, mime in _MAGIC:
         if head[at:at + len(magic)] == magic:
-            return mime.replace("video/", "audio/") if kind == "audio" else mime
+            return mime.replace("video/", "audio/") if media_type == "audio" else mime
     return "application/octet-stream"
 
 
@@ -38,7 +38,7 @@ def _sign(key_hash: str, name: str, upload_id: str, expires: int) -> str:
 
 
 def _upload_bytes(service: Service, upload_id: str):
-    up = service.store.upload(upload_id)
+    up = service.store.uploads.get(upload_id)
     path = service.files.path(up["sha256"]) if up else None
     if up is None or up["bytes_erased_at"] or not path.is_file():
         raise HTTPException(404, "no such upload, or its bytes were erased")
@@ -49,7 +49,7 @@ def _upload_bytes(service: Service, upload_id: str):
 def link(upload_id: UploadId, service: ServiceDep, caller: Reviewer) -> dict:
     """A URL that plays the upload for `LINK_S` seconds without a key header (for `<video src>`)."""
     _upload_bytes(service, upload_id)
-    key_hash, _ = service.store.key_of(caller.name)
+    key_hash, _ = service.store.keys.get(caller.name)
     expires = int(time.time()) + LINK_S
     token = f"{caller.name}.{expires}.{_sign(key_hash, caller.name, upload_id, expires)}"
     return {"url": f"/v1/review/media/{upload_id}?token={token}", "expires": expires}
@@ -64,7 +64,7 @@ def _viewer(upload_id: UploadId, service: ServiceDep, token: Annotated[str | Non
         authorize(service, x_api_key or bearer, ("review",))
         return
     name, expires, sig = (token.rsplit(".", 2) + ["", ""])[:3]
-    found = service.store.key_of(name)
+    found = service.store.keys.get(name)
     if (not expires.isdigit() or int(expires) < time.time() or found is None
             or not found[1] & {"review", "admin"}
             or not hmac.compare_digest(sig, _sign(found[0], name, upload_id, int(expires)))):
@@ -77,6 +77,6 @@ def media(upload_id: UploadId, service: ServiceDep):
     """The upload's bytes (reviewers only: a review key, or a link's token); honours Range."""
     up, path = _upload_bytes(service, upload_id)
     with path.open("rb") as f:
-        mime = sniff(f.read(16), up["kind"])
+        mime = sniff(f.read(16), up["media_type"])
     return FileResponse(path, media_type=mime, headers={"Cache-Control": "private, max-age=3600",
                                                           "Content-Security-Policy": "sandbox"})

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from serve.deps import ItemId, Reviewer, ServiceDep, UploadId, found
 from serve.schemas import Held, ItemDetail, ReviewDecision, ReviewItem, documented
 from serve.service import Service
-from serve.store import Conflict, iso, public_event, public_item, public_upload
+from serve.store.public import iso, public_event, public_item, public_upload
 
 router = APIRouter(tags=["review"])
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -24,57 +24,51 @@ def list_items(service: ServiceDep, caller: Reviewer, state: Literal["pending", 
                mine: Annotated[bool, Query(description="only items the caller claimed or decided")] = False):
     """Review items by priority (most suspicious first, then oldest), with their upload's file name,
     metadata, score and model decision."""
-    return [public_item(i) for i in service.store.items(state, limit, offset, caller.name if mine else None)]
+    return [public_item(i) for i in service.store.review.items(state, limit, offset, caller.name if mine else None)]
 
 
 @router.post("/v1/review/claim", response_model=ItemDetail, responses={204: {"description": "nothing to review"}})
 def claim(service: ServiceDep, reviewer: Reviewer):
     """Lease the most urgent pending item to the caller; an expired lease frees it again."""
-    item = service.store.claim_item(reviewer.name, service.cfg.review.lease_s)
-    return Response(status_code=204) if item is None else _detail(service, service.store.item(item["id"]))
+    item = service.store.review.claim(reviewer.name, service.cfg.review.lease_s)
+    return Response(status_code=204) if item is None else _detail(service, item)
 
 
 @router.post("/v1/review/items/{item_id}/claim", response_model=ItemDetail, responses=documented(404, 409))
 def claim_one(item_id: ItemId, service: ServiceDep, reviewer: Reviewer):
     """Lease this item to the caller, when it is pending (or its lease ran out)."""
-    found(service.store.item(item_id), "review item")
-    item = service.store.claim_item(reviewer.name, service.cfg.review.lease_s, item_id)
+    found(service.store.review.get(item_id), "review item")
+    item = service.store.review.claim(reviewer.name, service.cfg.review.lease_s, item_id)
     if item is None:
         raise HTTPException(409, "the item is claimed by someone else, decided, or an appeal of your decision")
-    return _detail(service, service.store.item(item["id"]))
+    return _detail(service, item)
 
 
 @router.post("/v1/review/items/{item_id}/release", response_model=ReviewItem, responses=documented(404, 409))
 def release(item_id: ItemId, body: Held, service: ServiceDep, reviewer: Reviewer):
     """Give back an item you hold at `version`, undecided: pending again for anyone."""
-    found(service.store.item(item_id), "review item")
-    try:
-        return public_item(service.store.release(item_id, reviewer.name, body.version))
-    except Conflict as e:
-        raise HTTPException(409, str(e))
+    found(service.store.review.get(item_id), "review item")
+    return public_item(service.store.review.release(item_id, reviewer.name, body.version))
 
 
 @router.get("/v1/review/items/{item_id}", response_model=ItemDetail, responses=documented(404))
 def get_item(item_id: ItemId, service: ServiceDep, _: Reviewer):
     """An item with its upload's Verdict (score timeline, audio segments) and evidence crops."""
-    return _detail(service, found(service.store.item(item_id), "review item"))
+    return _detail(service, found(service.store.review.get(item_id), "review item"))
 
 
 @router.post("/v1/review/items/{item_id}/decision", response_model=ReviewItem, responses=documented(404, 409))
 def decide(item_id: ItemId, body: ReviewDecision, service: ServiceDep, reviewer: Reviewer):
     """Decide an item you hold at its current `version` (409 when stale or not yours)."""
-    found(service.store.item(item_id), "review item")
-    try:
-        return public_item(service.store.decide(item_id, reviewer.name, body.label, body.reason, body.version))
-    except Conflict as e:
-        raise HTTPException(409, str(e))
+    found(service.store.review.get(item_id), "review item")
+    return public_item(service.store.review.decide(item_id, reviewer.name, body.label, body.reason, body.version))
 
 
 @router.get("/v1/review/items/{item_id}/audit", response_model=list[dict], responses=documented(404))
 def audit(item_id: ItemId, service: ServiceDep, _: Reviewer):
     """Everything that happened to the item's upload, oldest first: append-only."""
-    item = found(service.store.item(item_id), "review item")
-    return [public_event(e) for e in service.store.audit(upload_id=item["upload_id"])]
+    item = found(service.store.review.get(item_id), "review item")
+    return [public_event(e) for e in service.store.audit.events(upload_id=item["upload_id"])]
 
 
 @router.get("/v1/review/evidence/{upload_id}/{name}", response_class=FileResponse, responses=documented(404))
@@ -94,7 +88,7 @@ def settings(service: ServiceDep, caller: Reviewer) -> dict:
     scorer = service.engine.scorer
     bundles = {"visual": scorer.visual, "audio": scorer.audio}
     return {"reviewer": caller.name,
-            "thresholds": {kind: b[1].thresholds.model_dump() for kind, b in bundles.items() if b},
+            "thresholds": {modality: b[1].thresholds.model_dump() for modality, b in bundles.items() if b},
             "preset_reasons": service.cfg.review.preset_reasons, "lease_s": service.cfg.review.lease_s}
 
 
@@ -120,10 +114,10 @@ def _detail(service: Service, item: dict) -> dict:
                      | ({"frame_url": f"{base}/frame{meta.stem[4:]}.jpg"} if info.get("frame") else {}))
     appeal = None
     if item["kind"] == "appeal":
-        first = store.item(item["appeal_of"])
-        why = [e["detail"]["reason"] for e in store.audit(item_id=item["id"]) if e["action"] == "appealed"]
+        first = store.review.get(item["appeal_of"])
+        why = [e["detail"]["reason"] for e in store.audit.events(item_id=item["id"]) if e["action"] == "appealed"]
         appeal = {"reason": why[0] if why else None,
                   "first_decision": {k: first[k] for k in ("id", "label", "reviewer", "reason")}
                   | {"decided_at": iso(first["decided_at"])}}
-    return {"item": public_item(item), "upload": public_upload(store.upload(item["upload_id"])),
+    return {"item": public_item(item), "upload": public_upload(store.uploads.get(item["upload_id"])),
             "evidence": crops, "appeal": appeal}

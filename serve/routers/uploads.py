@@ -16,7 +16,7 @@ from serve.deps import AnyCaller, Admin, ServiceDep, Submitter, UploadId, found
 from serve.files import TooLarge
 from serve.retention import erase
 from serve.schemas import Appeal, Erased, ReviewItem, UploadStatus, documented, error_response
-from serve.store import Conflict, iso, public_item, public_upload
+from serve.store.public import iso, public_item, public_upload
 from serve.webhooks import Refused, address
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
@@ -46,7 +46,7 @@ async def create_upload(request: Request, service: ServiceDep, caller: Submitter
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + MULTIPART_SLACK:
         return error_response(413, "too_large", f"uploads are limited to {limit} bytes")
-    if await run_in_threadpool(store.count, "queued") >= cfg.max_queued:
+    if await run_in_threadpool(store.uploads.count, "queued") >= cfg.max_queued:
         return error_response(429, "busy", "the scoring queue is full; retry later", {"Retry-After": "5"})
     ctype = request.headers.get("content-type", "")
     try:
@@ -85,17 +85,14 @@ async def create_upload(request: Request, service: ServiceDep, caller: Submitter
                 fresh = not files.path(sha).exists()
                 files.keep(tmp, sha)
                 try:
-                    return store.add_upload(sha, size, info.kind, _safe_name(filename), meta, url,
-                                            idempotency_key, caller.name)
+                    return store.uploads.add(sha, size, info.media_type, _safe_name(filename), meta, url,
+                                             idempotency_key, caller.name)
                 except Exception:  # no row will ever point at bytes stored just now
                     if fresh:
                         files.erase(sha)
                     raise
 
-        try:
-            up, created = await run_in_threadpool(keep_and_record)
-        except Conflict as e:
-            return error_response(409, "conflict", str(e))
+        up, created = await run_in_threadpool(keep_and_record)
     except (TooLarge, MultiPartException) as e:
         return error_response(413 if isinstance(e, TooLarge) else 422, "invalid_upload", str(e))
     finally:
@@ -105,7 +102,7 @@ async def create_upload(request: Request, service: ServiceDep, caller: Submitter
         service.engine.wake()
     if wait:
         await run_in_threadpool(service.engine.wait_for, up["id"], min(wait, cfg.max_wait_s))
-        up = await run_in_threadpool(store.upload, up["id"])
+        up = await run_in_threadpool(store.uploads.get, up["id"])
         if up["status"] in ("scored", "failed"):
             return JSONResponse(public_upload(up), status_code=200)
     return JSONResponse(public_upload(up), status_code=202)
@@ -115,7 +112,7 @@ async def create_upload(request: Request, service: ServiceDep, caller: Submitter
 def get_upload(upload_id: UploadId, service: ServiceDep, caller: AnyCaller):
     """An upload's status (queued, processing, scored, failed with its reason) and Verdict; `submit`
     keys see only their own uploads."""
-    up = service.store.upload(upload_id)
+    up = service.store.uploads.get(upload_id)
     if up is None or not (caller.roles & {"review", "admin"} or up["client"] == caller.name):
         raise HTTPException(404, "no such upload")  # the same answer whether or not the id exists
     return public_upload(up)
@@ -124,21 +121,18 @@ def get_upload(upload_id: UploadId, service: ServiceDep, caller: AnyCaller):
 @router.post("/{upload_id}/appeal", status_code=201, response_model=ReviewItem, responses=documented(404, 409))
 def appeal(upload_id: UploadId, body: Appeal, service: ServiceDep, caller: Submitter):
     """The uploader contests the decision: the upload returns to review as an appeal, for another reviewer."""
-    up = service.store.upload(upload_id)
+    up = service.store.uploads.get(upload_id)
     if up is None or (up["client"] != caller.name and "admin" not in caller.roles):
         raise HTTPException(404, "no such upload of yours")
-    try:
-        return public_item(service.store.appeal(upload_id, caller.name, body.reason))
-    except Conflict as e:
-        raise HTTPException(409, str(e))
+    return public_item(service.store.review.appeal(upload_id, caller.name, body.reason))
 
 
 @router.delete("/{upload_id}", response_model=Erased, responses=documented(404))
 def erase_upload(upload_id: UploadId, service: ServiceDep, caller: Admin):
     """Erase an upload's bytes and face crops now (idempotent); the audit trail records it."""
-    up = found(service.store.upload(upload_id), "upload")
+    up = found(service.store.uploads.get(upload_id), "upload")
     erased = erase(service.store, service.files, up, ["bytes", "crops"], caller.name, "erasure request")
-    up = service.store.upload(upload_id)
+    up = service.store.uploads.get(upload_id)
     return {"id": upload_id, "erased": erased, "bytes_erased_at": iso(up["bytes_erased_at"]),
             "crops_erased_at": iso(up["crops_erased_at"])}
 

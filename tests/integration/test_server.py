@@ -20,7 +20,7 @@ import pytest
 from conftest import KEYS, Server, in_process, server_config
 from prometheus_client.parser import text_string_to_metric_families
 
-from serve.store import review_items
+from serve.store.tables import review_items
 
 pytestmark = pytest.mark.slow
 
@@ -310,7 +310,7 @@ def test_metrics_of_latency_queue_and_models_and_refusals_are_uploads_only(serve
     with server.as_("admin") as admin:
         models = admin.get("/readyz").json()["models"]
     for m in models:
-        assert metric(server, "deepfake_model_info", kind=m["kind"], name=m["name"], version=m["version"]) == 1
+        assert metric(server, "deepfake_model_info", modality=m["modality"], name=m["name"], version=m["version"]) == 1
 
 
 def test_times_are_iso_8601_and_a_claim_shows_its_upload(server, media_dir):

@@ -18,7 +18,8 @@ from detector import samples
 from serve.config import RetentionConfig
 from serve.files import FileStore
 from serve.retention import sweep
-from serve.store import Store, uploads
+from serve.store import Store
+from serve.store.tables import uploads
 
 pytestmark = pytest.mark.slow
 DAY = 86_400
@@ -144,14 +145,14 @@ def test_retention_erases_only_what_expired(backend, started, media_dir, request
         c.execute(uploads.update().where(uploads.c.id == same_bytes["id"]).values(created_at=time.time() - 10 * DAY))
     assert sweep(store, FileStore(server.cfg["store_dir"]), RetentionConfig(**retention)) == {
         "bytes": 1, "crops": 2, "verdict": 0}  # what a server's sweeper does at start and every interval_s
-    o, t, f = (store.upload(u["id"]) for u in (old, same_bytes, fresh))
+    o, t, f = (store.uploads.get(u["id"]) for u in (old, same_bytes, fresh))
     assert o["bytes_erased_at"] and o["crops_erased_at"] and o["verdict_erased_at"] is None and o["verdict"]
     assert t["bytes_erased_at"] is None and t["crops_erased_at"] and f["crops_erased_at"] is None
     stored = Path(server.cfg["store_dir"]) / old["sha256"][:2] / old["sha256"][2:4] / old["sha256"]
     assert stored.is_file()  # the twin still needs the bytes
     assert not (evidence / old["id"]).exists() and not (evidence / same_bytes["id"]).exists()
     assert (evidence / fresh["id"]).is_dir() and (Path(server.cfg["store_dir"]) / f["sha256"][:2]).is_dir()
-    erased = [e for e in store.audit(upload_id=old["id"]) if e["action"] == "erased"]
+    erased = [e for e in store.audit.events(upload_id=old["id"]) if e["action"] == "erased"]
     assert {w for e in erased for w in e["detail"]["what"]} == {"bytes", "crops"}
     assert all(e["actor"] == "retention" and "days" in e["detail"]["why"] for e in erased)
 
@@ -170,7 +171,7 @@ def test_delete_erases_bytes_and_crops_at_once_and_idempotently(server, media_di
     assert again["bytes_erased_at"] == first["bytes_erased_at"]
     assert not stored.exists() and not (Path(server.cfg["store_dir"]) / "evidence" / up["id"]).exists()
     store = Store(server.cfg["database_url"])
-    assert [e["detail"]["why"] for e in store.audit(upload_id=up["id"]) if e["action"] == "erased"] == ["erasure request"]
+    assert [e["detail"]["why"] for e in store.audit.events(upload_id=up["id"]) if e["action"] == "erased"] == ["erasure request"]
 
 
 def test_report_counts_decisions_agreement_appeals_and_queue_times(server, media_dir):
@@ -224,7 +225,7 @@ def test_migrations_upgrade_an_existing_database(tmp_path):
         c.exec_driver_sql("INSERT INTO uploads (id, sha256, size, kind, meta, status, attempts, created_at) "
                           "VALUES ('a', 'b', 1, 'image', '{}', 'scored', 1, 0)")
     store.migrate()
-    row = store.upload("a")
-    assert row["status"] == "scored" and row["bytes_erased_at"] is None
+    row = store.uploads.get("a")
+    assert row["status"] == "scored" and row["media_type"] == "image" and row["bytes_erased_at"] is None
     with store.engine.connect() as c:
-        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"

@@ -1,0 +1,140 @@
+"""The review queue: items by priority, claims with leases, decisions, appeals; each change audited."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from serve.store.audit import record
+from serve.store.public import public_item, public_upload
+from serve.store.tables import Conflict, Repository, review_items, row, skip_locked, uploads
+from serve.store.webhooks import queue_webhook
+
+LABELS = {"detection": ("confirmed_fake", "cleared", "escalated"), "appeal": ("upheld", "overturned")}
+STALE = "the item changed, is not claimed by you, or its lease ran out"
+
+
+def open_item(c: sa.Connection, upload_id: str, kind: str, priority: float, now: float) -> int:
+    """Queue an upload for review, in the transaction that stores its Verdict."""
+    item = c.execute(review_items.insert().values(upload_id=upload_id, kind=kind, priority=priority, state="pending",
+                                                  version=1, created_at=now)).inserted_primary_key[0]
+    record(c, upload_id, "model", "queued_for_review", {"kind": kind, "priority": priority}, now, item)
+    return item
+
+
+def _with_upload():
+    """Review items with what a reviewer sees of their upload."""
+    return (sa.select(review_items, uploads.c.media_type, uploads.c.decision, uploads.c.score, uploads.c.filename,
+                      uploads.c.meta.label("metadata"), uploads.c.created_at.label("uploaded_at"))
+            .join(uploads, uploads.c.id == review_items.c.upload_id))
+
+
+def _held(item_id: int, reviewer: str, version: int, now: float):
+    """The item is claimed by `reviewer` at `version`, its lease still running."""
+    return ((review_items.c.id == item_id) & (review_items.c.version == version) & (review_items.c.state == "claimed")
+            & (review_items.c.reviewer == reviewer) & (review_items.c.lease_until >= now))
+
+
+def _item(c: sa.Connection, item_id: int) -> dict:
+    return row(c.execute(sa.select(review_items).where(review_items.c.id == item_id)).first())
+
+
+class ReviewItems(Repository):
+    def items(self, state: str, limit: int = 100, offset: int = 0, reviewer: str | None = None) -> list[dict]:
+        """Items in `state` with what a reviewer sees of their upload; `reviewer`: only theirs."""
+        now = time.time()
+        cond = review_items.c.state == state
+        if state == "pending":  # an expired claim is pending again
+            cond = cond | ((review_items.c.state == "claimed") & (review_items.c.lease_until < now))
+        elif state == "claimed":
+            cond = cond & (review_items.c.lease_until >= now)
+        if reviewer is not None:
+            cond = cond & (review_items.c.reviewer == reviewer)
+        return self.all(_with_upload().where(cond).order_by(review_items.c.priority.desc(), review_items.c.created_at)
+                        .limit(limit).offset(offset))
+
+    def count(self, state: str) -> int:
+        return self.scalar(sa.select(sa.func.count()).select_from(review_items).where(review_items.c.state == state))
+
+    def oldest_pending(self) -> float | None:
+        """When the longest-waiting pending item was created."""
+        return self.scalar(sa.select(sa.func.min(review_items.c.created_at)).where(review_items.c.state == "pending"))
+
+    def get(self, item_id: int) -> dict | None:
+        """An item with what a reviewer sees of its upload."""
+        return self.one(_with_upload().where(review_items.c.id == item_id))
+
+    def claim(self, reviewer: str, lease_s: float, item_id: int | None = None) -> dict | None:
+        """The most urgent pending item (or item `item_id`, when pending), leased to `reviewer`; appeals
+        avoid who decided first."""
+        now = time.time()
+        with self.engine.begin() as c:
+            avoid = sa.select(review_items.c.upload_id).where((review_items.c.reviewer == reviewer)
+                                                             & (review_items.c.state == "decided"))
+            q = (sa.select(review_items.c.id).where(
+                ((review_items.c.state == "pending") | ((review_items.c.state == "claimed")
+                                                        & (review_items.c.lease_until < now)))
+                & ((review_items.c.kind != "appeal") | review_items.c.upload_id.not_in(avoid))
+                & ((review_items.c.id == item_id) if item_id is not None else sa.true()))
+                .order_by(review_items.c.priority.desc(), review_items.c.created_at).limit(1))
+            got = c.execute(skip_locked(c, q)).first()
+            if got is None:
+                return None
+            c.execute(review_items.update().where(review_items.c.id == got.id).values(
+                state="claimed", reviewer=reviewer, lease_until=now + lease_s, version=review_items.c.version + 1))
+            item = _item(c, got.id)
+            record(c, item["upload_id"], reviewer, "claimed", {"lease_s": lease_s}, now, item["id"])
+        return self.get(item["id"])
+
+    def decide(self, item_id: int, reviewer: str, label: str, reason: str, version: int) -> dict:
+        """Record a decision on an item the reviewer holds at `version`; Conflict when stale."""
+        now = time.time()
+        with self.engine.begin() as c:
+            kind = c.execute(sa.select(review_items.c.kind).where(review_items.c.id == item_id)).scalar()
+            if label not in LABELS.get(kind, ()):
+                raise Conflict(f"a {kind} item takes one of {LABELS.get(kind)}, not {label!r}")
+            done = c.execute(review_items.update().where(_held(item_id, reviewer, version, now)).values(
+                state="decided", label=label, reason=reason, decided_at=now, lease_until=None,
+                version=review_items.c.version + 1))
+            if done.rowcount != 1:
+                raise Conflict(f"{STALE}: claim it again")
+            item = _item(c, item_id)
+            record(c, item["upload_id"], reviewer, "decided", {"label": label, "reason": reason}, now, item_id)
+            up = row(c.execute(sa.select(uploads).where(uploads.c.id == item["upload_id"])).first())
+            if up["callback_url"]:
+                event_name = "appeal.decided" if kind == "appeal" else "review.decided"
+                queue_webhook(c, up, event_name, {"upload": public_upload(up), "review": public_item(item)}, now)
+        return item
+
+    def release(self, item_id: int, reviewer: str, version: int) -> dict:
+        """Give back an item the reviewer holds at `version`: pending again for anyone; Conflict when stale."""
+        now = time.time()
+        with self.engine.begin() as c:
+            done = c.execute(review_items.update().where(_held(item_id, reviewer, version, now)).values(
+                state="pending", reviewer=None, lease_until=None, version=review_items.c.version + 1))
+            if done.rowcount != 1:
+                raise Conflict(STALE)
+            item = _item(c, item_id)
+            record(c, item["upload_id"], reviewer, "released", {}, now, item_id)
+        return self.get(item_id)
+
+    def appeal(self, upload_id: str, client: str, reason: str) -> dict:
+        """The uploader contests the last decision: a new item that a different reviewer must take."""
+        now = time.time()
+        with self.engine.begin() as c:
+            decided = c.execute(sa.select(review_items).where((review_items.c.upload_id == upload_id)
+                                                              & (review_items.c.state == "decided"))
+                                .order_by(review_items.c.decided_at.desc()).limit(1)).first()
+            if decided is None:
+                raise Conflict("nothing was decided on this upload yet: there is nothing to appeal")
+            open_appeal = c.execute(sa.select(review_items.c.id).where(
+                (review_items.c.upload_id == upload_id) & (review_items.c.kind == "appeal")
+                & (review_items.c.state != "decided"))).first()
+            if open_appeal is not None:
+                raise Conflict(f"appeal {open_appeal.id} on this upload is still open")
+            item = c.execute(review_items.insert().values(  # complaints come before new detections
+                upload_id=upload_id, kind="appeal", priority=1.0 + decided.priority, state="pending", version=1,
+                created_at=now, appeal_of=decided.id, reason=None)).inserted_primary_key[0]
+            record(c, upload_id, client, "appealed", {"reason": reason, "contests": decided.id}, now, item)
+            return _item(c, item)
