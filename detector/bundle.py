@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 from safetensors.torch import load_file, save
 
 from detector.scoring.calibration import Calibration
@@ -41,7 +41,7 @@ class Thresholds(BaseModel):
 
 
 class BundleMeta(BaseModel):
-    kind: str = "visual"  # visual | audio
+    modality: str = Field("visual", validation_alias=AliasChoices("modality", "kind"))  # visual | audio (older bundles: "kind")
     name: str = ""  # what Verdicts call the model, e.g. "starter-face"; empty: the family or backbone
     demo: bool = False  # trained on generated samples by `deepfake-detect demo`: never for real decisions
     family: str  # model registry name
@@ -86,6 +86,6 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu",
         return OnnxNet(folder / "model.onnx"), meta
     net = create_model(meta.family, **meta.model)  # builds without downloading: weights come next
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
-    if meta.kind == "visual":  # ~1.6x faster convolutions on CPU (bench/batch_size.py), the usual choice on GPU
+    if meta.modality == "visual":  # ~1.6x faster convolutions on CPU (bench/batch_size.py), the usual choice on GPU
         net = net.to(memory_format=torch.channels_last)
     return net.to(device).eval(), meta

@@ -125,7 +125,7 @@ def faces_cmd(args: argparse.Namespace) -> int:
                 counts = Counter(record["faces_per_frame"])
                 per_frame = ", ".join(f"{k} with {n}" for n, k in sorted(counts.items())) or "-"
                 best = max((f.prob for fr in scan.frames for f in fr.faces), default=None)
-                table.add_row(scan.path, scan.info.kind, str(len(scan.frames)), per_frame,
+                table.add_row(scan.path, scan.info.media_type, str(len(scan.frames)), per_frame,
                               str(len(scan.tracks)), f"{best:.3f}" if best is not None else "-")
     finally:
         if out:
@@ -414,7 +414,9 @@ def demo_cmd(args: argparse.Namespace) -> int:
     import json
 
     from detector.demo import DISCLAIMER, run_demo
+    from detector.frontend import start_forkserver
 
+    start_forkserver()  # the scoring workers' imports run while the models train
     out = Path(args.out)
     (out / "results.jsonl").unlink(missing_ok=True)
     uploads, visual, audio = run_demo(out, say=console.print)
@@ -468,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
         args.lightning_args = rest
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if getattr(args, "workers", 0) and getattr(args, "devices", 1) == 1:  # DDP ranks start their own
+        from detector.frontend import start_forkserver
+
+        start_forkserver()
     try:
         return COMMANDS[args.command][1](args)
     except USER_ERRORS as e:

@@ -77,9 +77,9 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int |
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     status: dict = defaultdict(int)
-    scorer = Scorer(**{"visual": None, "audio": None, meta.kind: bundle}, device=device,
+    scorer = Scorer(**{"visual": None, "audio": None, meta.modality: bundle}, device=device,
                     sampling=frames and SamplingConfig(frames=frames))  # None: as the bundle was trained
-    item_rows, videos, probs, upload = _items(scorer, meta.kind, rows, crops_as_is, workers, out, status, progress)
+    item_rows, videos, probs, upload = _items(scorer, meta.modality, rows, crops_as_is, workers, out, status, progress)
     labels = np.array([r.label for r in item_rows], int)
     vs, vy, vkeys = by_video(probs, labels, videos)
     source_of = {v: r.source for r, v in zip(item_rows, videos)}
@@ -91,8 +91,8 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int |
         mask = own | (vy == 0) if vy[own].any() else own
         per_source[source] = binary_report(vy[mask], vs[mask], t)
     report = {
-        "bundle": str(bundle), "kind": meta.kind, "model_version": meta.version,
-        "frames_per_video": scorer.settings.sampling.frames if meta.kind == "visual" else None,
+        "bundle": str(bundle), "modality": meta.modality, "model_version": meta.version,
+        "frames_per_video": scorer.settings.sampling.frames if meta.modality == "visual" else None,
         "files": dict(status) | {"total": len(rows)},
         "frame": binary_report(labels, probs, t),
         "video": binary_report(vy, vs, t),
@@ -101,8 +101,8 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int |
         "videos": [{"video": k, "label": int(y), "score": round(float(s), 5), "source": source_of[k]}
                    for k, y, s in zip(vkeys, vy, vs)],
     }
-    levels = ("windows", "files") if meta.kind == "audio" else ("frames", "videos")
-    report["plots"] = write_plots(out, meta.kind, dict(zip(levels, ((labels, probs), (vy, vs)))),
+    levels = ("windows", "files") if meta.modality == "audio" else ("frames", "videos")
+    report["plots"] = write_plots(out, meta.modality, dict(zip(levels, ((labels, probs), (vy, vs)))),
                                   meta.thresholds.model_dump())  # file names, beside this report
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -12,7 +12,7 @@ from detector.bundle import BundleMeta, load_bundle
 
 
 def example_input(meta: BundleMeta, batch: int = 2) -> torch.Tensor:
-    if meta.kind == "audio":
+    if meta.modality == "audio":
         return torch.randn(batch, int(meta.audio.window_s * meta.audio.sample_rate)) * 0.1  # (B, T)
     return torch.rand(batch, 3, meta.input_size, meta.input_size)  # (B, 3, S, S)
 
@@ -25,7 +25,7 @@ def export_onnx(bundle: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out else Path(bundle) / "model.onnx"
     x = example_input(meta)
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
-    if meta.kind == "audio":
+    if meta.modality == "audio":
         dims[1] = torch.export.Dim("samples", min=4000, max=10**8)
     torch.onnx.export(net, (x,), str(out), dynamo=True, input_names=["x"], output_names=["logit"],
                       dynamic_shapes=(dims,), external_data=False, verbose=False)  # one self-contained file

@@ -53,6 +53,22 @@ def media_dir(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """`deepfake-detect ARGS...` run in this process: (exit code, stdout, stderr)."""
+    from detector.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich's tables: no column cut short
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def detector():
     from detector.frontend.faces import FaceDetector
@@ -78,7 +94,7 @@ def bundles(tmp_path_factory) -> tuple[Path, Path]:
         family="timm", model={"backbone": "resnet10t"}, input_size=64, mean=net.mean.flatten().tolist(),
         std=net.std.flatten().tolist(), thresholds=Thresholds(likely_fake=0.99, review=0.0)))
     audio = save_bundle(root / "audio", create_model("lcnn", width=8), BundleMeta(
-        kind="audio", family="lcnn", model={"width": 8}, calibration=Calibration(kind="temperature", a=0.5),
+        modality="audio", family="lcnn", model={"width": 8}, calibration=Calibration(method="temperature", a=0.5),
         audio=AudioConfig(window_s=1.0, hop_s=0.5), thresholds=Thresholds(likely_fake=1.0, review=1.0)))
     return visual, audio
 

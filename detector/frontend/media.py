@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 _SKIP_AHEAD = 4  # frames before a target from which every frame is decoded again
-Kind = Literal["image", "video", "audio"]
+MediaType = Literal["image", "video", "audio"]
 
 
 class MediaError(Exception):
@@ -47,7 +47,7 @@ class MediaTooLarge(MediaError):
 @dataclass(frozen=True)
 class MediaInfo:
     path: str
-    kind: Kind
+    media_type: MediaType
     format: str  # what the bytes are, e.g. "jpeg", "mp4", "matroska", "flac"
     size_bytes: int
     width: int = 0  # images: as displayed; videos: as stored (frames carry their own rotation)
@@ -150,7 +150,7 @@ def _probe_av(path: Path, fmt: str, size: int, container, limits: MediaLimits) -
         channels=audio.codec_context.channels if audio is not None else 0,
     )
     if video is None:
-        return MediaInfo(kind="audio", **info)
+        return MediaInfo(media_type="audio", **info)
     w, h = video.codec_context.width, video.codec_context.height
     if w <= 0 or h <= 0:
         raise CorruptMedia(f"{path}: the video stream has no frame size")
@@ -160,7 +160,7 @@ def _probe_av(path: Path, fmt: str, size: int, container, limits: MediaLimits) -
     frames = video.frames or int(round(duration * fps))
     if frames > limits.max_frames:
         raise MediaTooLarge(f"{path}: {frames:,} frames is over the limit of {limits.max_frames:,}")
-    return MediaInfo(kind="video", width=w, height=h, fps=fps, frame_count=frames, **info)
+    return MediaInfo(media_type="video", width=w, height=h, fps=fps, frame_count=frames, **info)
 
 
 def _open_av(path: Path):
@@ -256,10 +256,10 @@ def iter_frames(
     straight through.
     """
     info = info or probe(path, limits)
-    if info.kind == "image":
+    if info.media_type == "image":
         yield Frame(0, 0.0, read_image(path, limits))
         return
-    if info.kind != "video":
+    if info.media_type != "video":
         raise UnsupportedMedia(f"{path}: {info.format} audio has no video frames")
     targets = sample_times(info, sampling)
     yielded = 0
@@ -328,7 +328,7 @@ def iter_audio(
     path = Path(path)
     info = info or probe(path, limits)
     if not info.has_audio:
-        raise UnsupportedMedia(f"{path}: the {info.kind} has no audio track")
+        raise UnsupportedMedia(f"{path}: the {info.media_type} has no audio track")
     window = max(1, int(window_s * sample_rate))
     expected = int(round(info.duration_s * sample_rate)) if info.duration_s else None
     emitted = 0

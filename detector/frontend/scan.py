@@ -7,6 +7,7 @@ raises, hangs or kills its worker still comes back, as a Scan with its error.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import hashlib
@@ -16,6 +17,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from detector.frontend import WORKER_PRELOAD
 from detector.frontend.audio import AudioWindow, voiced_windows
 from detector.config import AudioConfig, FaceConfig, MediaLimits, SamplingConfig, FrozenSettings
 from detector.frontend.faces import FaceDetector, FrameFaces, Track, link_tracks
@@ -69,7 +72,7 @@ class Scan:
         info = self.info
         return {
             "path": self.path,
-            "media_type": info.kind,
+            "media_type": info.media_type,
             "format": info.format,
             "width": info.width,
             "height": info.height,
@@ -108,7 +111,7 @@ def scan(path: str | Path, settings: ScanSettings) -> Scan:
         with contextlib.suppress(OSError):  # unreadable: probe says why
             out.sha256 = file_id(path)
         out.info = info = probe(path, settings.limits)
-        if settings.faces is not None and info.kind != "audio":
+        if settings.faces is not None and info.media_type != "audio":
             detector = _detector(settings.faces)
             frames = iter_frames(path, settings.sampling, settings.limits, info)
             if settings.thumbnail_side:
@@ -157,6 +160,9 @@ def thumbnail(image: np.ndarray, side: int) -> bytes:
     return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
 
+CANCELLED = {"type": "Cancelled", "reason": "cancelled", "message": "the scanner was closed before reading it"}
+
+
 def _init_worker() -> None:
     import torch
 
@@ -173,9 +179,11 @@ def _exit_with_parent() -> None:
 class Scanner:
     """Runs `fn` (`scan`) in `workers` processes; every `submit` gets exactly one Scan back.
 
-    A scan running over `timeout_s` stops the workers (new ones take over): it comes back with reason
-    `timeout`, the others that were running with `worker_crash`, as does a scan whose worker died.
-    `done` runs on the pool's result thread: keep it short.
+    Scans wait here until a worker is free, so a scan's `timeout_s` counts from its start. One that
+    runs over it stops its workers (new ones take over) and comes back with reason `timeout`; the
+    scans beside it are read again. When a worker dies, the scans that were in flight are read again
+    one at a time in a worker of their own: the one that kills that worker too comes back with
+    `worker_crash`, the others with what they read. `done` runs on a result thread: keep it short.
     """
 
     def __init__(self, settings: ScanSettings, workers: int = 2, timeout_s: float | None = None,
@@ -183,59 +191,105 @@ class Scanner:
         self.settings, self.workers, self.timeout_s, self.fn = settings, max(1, workers), timeout_s, fn
         self._lock = threading.Lock()
         self._late: set[Future] = set()
-        self._pool = self._new_pool()
+        self._stopped: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # for another scan's timeout
+        self._closed = False
+        # "shared": every upload; "alone": one worker reading the suspects of a crash one by one
+        self._pools: dict[str, ProcessPoolExecutor | None] = {"shared": None, "alone": None}
+        self._size = {"shared": self.workers, "alone": 1}
+        self._busy = {"shared": 0, "alone": 0}
+        self._waiting: dict[str, collections.deque] = {"shared": collections.deque(), "alone": collections.deque()}
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def _renew(self, name: str) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("forkserver")  # workers fork from one process that imported torch once
-        ctx.set_forkserver_preload(["detector.frontend.scan"])
-        return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+        ctx.set_forkserver_preload(WORKER_PRELOAD)
+        self._pools[name] = ProcessPoolExecutor(self._size[name], mp_context=ctx, initializer=_init_worker)
+        return self._pools[name]
 
     def submit(self, path: str | Path, done: Callable[[Scan], None]) -> None:
+        self._queue(str(path), done, "shared")
+
+    def _queue(self, path: str, done: Callable[[Scan], None], name: str) -> None:
         with self._lock:
-            try:
-                pool, future = self._pool, self._pool.submit(self.fn, str(path), self.settings)
-            except BrokenProcessPool:  # a worker died: new ones take over
-                self._pool = self._new_pool()
-                pool, future = self._pool, self._pool.submit(self.fn, str(path), self.settings)
-        timer = threading.Timer(self.timeout_s, self._expire, (future, pool)) if self.timeout_s else None
-        if timer:
-            timer.daemon = True
-            timer.start()
-        future.add_done_callback(lambda f: self._finished(f, str(path), timer, done))
+            self._waiting[name].append((path, done))
+        self._fill(name)
+
+    def _fill(self, name: str) -> None:
+        """Start waiting scans while pool `name` has a free worker."""
+        while True:
+            with self._lock:
+                if self._closed or self._busy[name] >= self._size[name] or not self._waiting[name]:
+                    return
+                path, done = self._waiting[name].popleft()
+                self._busy[name] += 1
+                pool = self._pools[name] or self._renew(name)
+                try:
+                    future = pool.submit(self.fn, path, self.settings)
+                except BrokenProcessPool:  # a worker died: new ones take over
+                    pool = self._renew(name)
+                    future = pool.submit(self.fn, path, self.settings)
+            timer = threading.Timer(self.timeout_s, self._expire, (future, pool)) if self.timeout_s else None
+            if timer:
+                timer.daemon = True
+                timer.start()
+            future.add_done_callback(functools.partial(self._finished, pool=pool, path=path, timer=timer,
+                                                       done=done, name=name))
 
     def _expire(self, future: Future, pool: ProcessPoolExecutor) -> None:
         with self._lock:
             if future.done():
                 return
             self._late.add(future)
-            if self._pool is pool:
-                self._pool = self._new_pool()
+            self._stopped.add(pool)
+            for name, current in self._pools.items():
+                if current is pool:
+                    self._renew(name)
         log.warning("a scan ran over %g s: stopping its workers", self.timeout_s)
         for proc in list((getattr(pool, "_processes", None) or {}).values()):
             proc.kill()  # its futures then fail with BrokenProcessPool
         pool.shutdown(wait=False)
 
-    def _finished(self, future: Future, path: str, timer: threading.Timer | None, done: Callable[[Scan], None]) -> None:
+    def _finished(self, future: Future, pool: ProcessPoolExecutor, path: str, timer: threading.Timer | None,
+                  done: Callable[[Scan], None], name: str) -> None:
         if timer:
             timer.cancel()
+        with self._lock:
+            self._busy[name] -= 1
+            late = future in self._late
+            self._late.discard(future)
+            stopped, closed = pool in self._stopped, self._closed
         try:
             result = future.result()
         except BaseException as e:  # noqa: BLE001 - the worker died, was stopped, or its result did not pickle
-            with self._lock:
-                late = future in self._late
-                self._late.discard(future)
+            broken = isinstance(e, BrokenProcessPool)
             if late:
-                error = {"type": "TimeoutError", "reason": "timeout",
-                         "message": f"reading the upload took over {self.timeout_s:g} s"}
-            elif isinstance(e, BrokenProcessPool) or future.cancelled():
-                error = {"type": "WorkerCrash", "reason": "worker_crash", "message": "reading this upload stopped its worker"}
+                result = Scan(path, error={"type": "TimeoutError", "reason": "timeout",
+                                           "message": f"reading the upload took over {self.timeout_s:g} s"})
+            elif closed:
+                result = Scan(path, error=CANCELLED)
+            elif broken and (stopped or name == "shared"):
+                # stopped for another scan's timeout: read it again; in flight when a worker died: read it alone
+                self._queue(path, done, name if stopped else "alone")
+                return self._fill(name)
+            elif broken:  # read alone, and it killed that worker too
+                result = Scan(path, error={"type": "WorkerCrash", "reason": "worker_crash",
+                                           "message": "reading this upload stopped its worker"})
             else:
-                error = error_record(e)
-            result = Scan(path, error=error)
+                result = Scan(path, error=error_record(e))
         done(result)
+        self._fill(name)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the workers; scans not finished come back with reason `cancelled`."""
+        with self._lock:
+            self._closed = True
+            pools = [p for p in self._pools.values() if p]
+            waiting = [item for q in self._waiting.values() for item in q]
+            for q in self._waiting.values():
+                q.clear()
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for path, done in waiting:
+            done(Scan(path, error=CANCELLED))
 
     def __enter__(self) -> "Scanner":
         return self

@@ -29,21 +29,21 @@ def _deltas(x: torch.Tensor) -> torch.Tensor:
 class Spectral(nn.Module):
     """(B, T) -> (B, 1, F, frames): LFCC (+ deltas) or log-mel, from a 20 ms / 10 ms STFT."""
 
-    def __init__(self, kind: str = "lfcc", n_fft: int = 512, win: int = 320, hop: int = 160,
+    def __init__(self, features: str = "lfcc", n_fft: int = 512, win: int = 320, hop: int = 160,
                  n_filters: int = 20, n_coef: int = 20, deltas: bool = True):
         super().__init__()
         bins = n_fft // 2 + 1
-        if kind == "lfcc":
+        if features == "lfcc":
             edges = np.linspace(0, bins - 1, n_filters + 2)
             k = np.arange(bins)[None, :]
             lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
             fb = np.clip(np.minimum((k - lo) / (mid - lo), (hi - k) / (hi - mid)), 0, None)
             dct = scipy.fft.dct(np.eye(n_filters), type=2, norm="ortho", axis=0)[:n_coef]
-        elif kind == "logmel":
+        elif features == "logmel":
             fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=n_fft, n_mels=n_filters)
             dct = None
         else:
-            raise ValueError(f"unknown front end {kind!r}: lfcc or logmel")
+            raise ValueError(f"unknown front end {features!r}: lfcc or logmel")
         self.n_fft, self.win, self.hop, self.deltas = n_fft, win, hop, deltas
         self.register_buffer("fb", torch.tensor(fb, dtype=torch.float32))
         self.register_buffer("dct", torch.tensor(dct, dtype=torch.float32) if dct is not None else None)

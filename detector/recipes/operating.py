@@ -31,7 +31,7 @@ def fit_operating_point(logits: Sequence[float], labels: Sequence[int], groups: 
     z, y = np.asarray(logits, np.float64), np.asarray(labels)
     lr = LogisticRegression(class_weight="balanced").fit(z[:, None], y)
     a = float(np.clip(lr.coef_[0, 0], *SLOPE))
-    cal = Calibration(kind="platt", a=a, b=float(lr.intercept_[0]))
+    cal = Calibration(method="platt", a=a, b=float(lr.intercept_[0]))
     vs, vy, _ = by_video(cal(z), y, list(groups))
     thresholds = Thresholds(likely_fake=threshold_at_fpr(vy, vs, fpr), review=threshold_at_fpr(vy, vs, review_fpr))
     n_real = int((vy == 0).sum())

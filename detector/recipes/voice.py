@@ -151,7 +151,7 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
         fit_head(net, f["X"], f["y"], cells, r["C"])
     bundle = out / "bundle"
     audio = AudioConfig(window_s=WINDOW / 16_000, hop_s=WINDOW / 32_000)
-    save_bundle(bundle, net, BundleMeta(kind="audio", family="voice_probe", model={"features": list(r["features"])},
+    save_bundle(bundle, net, BundleMeta(modality="audio", family="voice_probe", model={"features": list(r["features"])},
                                         audio=audio, training=dict(r)))
     operating = fit_operating_point(pooled["logits"], pooled["labels"], pooled["items"])
     data_counts = {"files": len(rows), "bona_fide": sum(1 for x in rows if x[1] == 0),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sklearn.linear_model import LogisticRegression
 
 from detector.bundle import Thresholds
@@ -35,7 +35,7 @@ def _logit(p: float) -> float:
 class Fusion(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["max", "weighted", "logistic"] = "max"
+    rule: Literal["max", "weighted", "logistic"] = Field("max", validation_alias=AliasChoices("rule", "kind"))
     weights: dict[str, float] = {"visual": 1.0, "audio": 1.0}
     offsets: dict[str, float] = {"visual": 0.0, "audio": 0.0}  # logistic: a modality's presence
     bias: float = 0.0
@@ -47,9 +47,9 @@ class Fusion(BaseModel):
         present = {m: s for m, s in scores.items() if s is not None}
         if not present:
             return None, "no_signal"
-        if self.kind == "max":
+        if self.rule == "max":
             return max(((s, decide(s, own[m])) for m, s in present.items()), key=lambda d: (SEVERITY[d[1]], d[0]))
-        if self.kind == "weighted":
+        if self.rule == "weighted":
             w = {m: self.weights.get(m, 1.0) for m in present}
             score = sum(w[m] * s for m, s in present.items()) / max(sum(w.values()), 1e-9)
         else:
@@ -72,7 +72,7 @@ def fit_fusion(scores: list[dict[str, float | None]], labels: list[int], fpr: fl
         raise ValueError("fitting a fusion needs real and fake uploads with a score")
     lr = LogisticRegression(C=10.0).fit(np.array([_features(s) for s in scores]), y)
     coef = lr.coef_[0]
-    fusion = Fusion(kind="logistic", bias=float(lr.intercept_[0]),
+    fusion = Fusion(rule="logistic", bias=float(lr.intercept_[0]),
                     weights={m: float(coef[2 * i]) for i, m in enumerate(MODALITIES)},
                     offsets={m: float(coef[2 * i + 1]) for i, m in enumerate(MODALITIES)})
     fused = [fusion.fuse(s, {})[0] for s in scores]

@@ -61,7 +61,7 @@ class AudioResult(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    kind: str
+    modality: str  # visual | audio
     name: str
     version: str  # content hash of the weights
     thresholds: Thresholds  # the calibrated scores at which this model says review and likely_fake
@@ -145,10 +145,10 @@ class Scorer:
             audio=self.audio[1].audio if audio else None)
         self.fusion, self.provenance = fusion, provenance
         self.track_aggregation, self.topk = track_aggregation, topk
-        self.models = [ModelInfo(kind=m.kind, name=m.name or m.model.get("backbone", m.family), version=m.version,
+        self.models = [ModelInfo(modality=m.modality, name=m.name or m.model.get("backbone", m.family), version=m.version,
                                  thresholds=m.thresholds, demo=m.demo)
                        for _, m in filter(None, (self.visual, self.audio))]
-        self.warnings = [f"the {m.kind} model {m.name} ({m.version}) is a demo model, trained on generated samples: "
+        self.warnings = [f"the {m.modality} model {m.name} ({m.version}) is a demo model, trained on generated samples: "
                          "its scores mean nothing for real uploads" for m in self.models if m.demo]
         batch_size = batch_size or (64 if dev.type == "cuda" else 8)
         self.crops = Batcher(self._crop_probs, batch_size, max_wait_ms / 1000) if visual else None
@@ -201,7 +201,7 @@ class Scorer:
         exactly once, on the batches' hooks thread (or on this one when nothing needs a model)."""
         job = _Pending(scan, done)
         try:
-            if job.error is None and self.visual and scan.info.kind != "audio":
+            if job.error is None and self.visual and scan.info.media_type != "audio":
                 for i, (_, face) in enumerate(job.faces):
                     self._add(job, self.crops, face.crop, lambda p, i=i: job.probs.__setitem__(i, p))
             if job.error is None and self.audio and scan.segments is not None:
@@ -247,7 +247,7 @@ class Scorer:
         scan = job.scan
         if job.error is not None:
             return ErrorRecord(id=scan.sha256, path=scan.path, error=job.error)
-        visual = self._visual(job) if self.visual and scan.info.kind != "audio" else None
+        visual = self._visual(job) if self.visual and scan.info.media_type != "audio" else None
         audio = None
         if self.audio and scan.segments is not None:
             voiced = [p for p in job.scores if p is not None]
@@ -263,7 +263,7 @@ class Scorer:
             decision, by = routed, "provenance"
         models_ms = round((time.perf_counter() - job.submitted) * 1000, 1)
         timings = {"scan": scan.took_ms, "models": models_ms, "total": round(scan.took_ms + models_ms, 1)}
-        return Verdict(id=scan.sha256, path=scan.path, media_type=scan.info.kind,
+        return Verdict(id=scan.sha256, path=scan.path, media_type=scan.info.media_type,
                        score=None if score is None else round(score, 5), decision=decision, visual=visual, audio=audio,
                        models=self.models, timings_ms=timings, provenance=scan.provenance, decided_by=by)
 

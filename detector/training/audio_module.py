@@ -30,5 +30,5 @@ class AudioDetector(BinaryDetector):
 
     def bundle_fields(self, datamodule) -> dict:
         window_s = datamodule.hparams.window / AudioConfig().sample_rate
-        return dict(kind="audio", family=self.hparams.family, model=dict(self.hparams.model or {}),
+        return dict(modality="audio", family=self.hparams.family, model=dict(self.hparams.model or {}),
                     audio=AudioConfig(window_s=window_s, hop_s=window_s / 2))  # scored as trained, half-overlapping

@@ -27,6 +27,6 @@ class VisualDetector(BinaryDetector):
         crop cache was cut with: scoring reads them from the bundle, so it sees faces as training did."""
         h, d = self.hparams, datamodule.hparams
         frontend = FrontEndConfig.model_validate_json((Path(d.cache) / "frontend.json").read_text())
-        return dict(kind="visual", family="timm", model={"backbone": h.backbone, "drop_rate": h.drop_rate},
+        return dict(modality="visual", family="timm", model={"backbone": h.backbone, "drop_rate": h.drop_rate},
                     input_size=d.crop_size, mean=self.net.mean.flatten().tolist(), std=self.net.std.flatten().tolist(),
                     faces=frontend.faces, sampling=frontend.sampling)

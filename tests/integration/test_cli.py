@@ -19,13 +19,14 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           env={**os.environ, "COLUMNS": "200"})
 
 
-def test_faces_command_reports_every_file(media_dir, tmp_path):
+def test_faces_command_reports_every_file(media_dir, tmp_path, cli):
     (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\0" * 64)
     out = tmp_path / "faces.jsonl"
     crops = tmp_path / "crops"
-    r = run_cli("faces", str(media_dir / "pan.mp4"), str(media_dir / "coffee.png"), str(tmp_path / "broken.mp4"),
-                str(media_dir / "chirp.flac"), "--frames", "6", "--out", str(out), "--save-crops", str(crops))
-    assert r.returncode == 0, r.stderr
+    code, stdout, stderr = cli("faces", str(media_dir / "pan.mp4"), str(media_dir / "coffee.png"),
+                               str(tmp_path / "broken.mp4"), str(media_dir / "chirp.flac"), "--frames", "6",
+                               "--out", str(out), "--save-crops", str(crops))
+    assert code == 0, stderr
     records = {Path(x["path"]).name: x for x in map(json.loads, out.read_text().splitlines())}
     assert set(records) == {"pan.mp4", "coffee.png", "broken.mp4", "chirp.flac"}
     pan = records["pan.mp4"]
@@ -35,20 +36,20 @@ def test_faces_command_reports_every_file(media_dir, tmp_path):
     assert records["broken.mp4"]["error"]["type"] == "CorruptMedia"
     assert records["chirp.flac"]["media_type"] == "audio"
     assert len(list(crops.rglob("*.jpg"))) == 6
-    assert "pan.mp4" in r.stdout and "CorruptMedia" in r.stdout
+    assert "pan.mp4" in stdout and "CorruptMedia" in stdout
 
 
-def test_faces_reads_folders_and_stdin(media_dir, tmp_path):
+def test_faces_reads_every_file_in_a_folder(media_dir, tmp_path, cli):
     out = tmp_path / "all.jsonl"
-    r = run_cli("faces", str(media_dir), "--frames", "2", "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    code, _, stderr = cli("faces", str(media_dir), "--frames", "2", "--out", str(out))
+    assert code == 0, stderr
     assert len(out.read_text().splitlines()) == len([p for p in media_dir.iterdir() if p.is_file()])
 
 
-def test_bad_config_is_a_clear_error(tmp_path):
+def test_bad_config_is_a_clear_error(tmp_path, cli):
     (tmp_path / "c.yaml").write_text("faces:\n  nope: 1\n")
-    r = run_cli("faces", "x.jpg", "--config", str(tmp_path / "c.yaml"))
-    assert r.returncode != 0 and "nope" in r.stderr
+    code, _, stderr = cli("faces", "x.jpg", "--config", str(tmp_path / "c.yaml"))
+    assert code != 0 and "nope" in stderr
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ def test_export_writes_one_self_contained_file_with_the_usual_modes(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     bundle = save_bundle(tmp_path / "audio", create_model("lcnn", width=8), BundleMeta(
-        kind="audio", family="lcnn", model={"width": 8}, audio=AudioConfig(window_s=1.0, hop_s=0.5)))
+        modality="audio", family="lcnn", model={"width": 8}, audio=AudioConfig(window_s=1.0, hop_s=0.5)))
     assert main(["export", "--checkpoint", str(bundle)]) == 0
     assert sorted(p.name for p in bundle.iterdir()) == ["bundle.json", "model.onnx", "model.safetensors"]
     assert {p.name: p.stat().st_mode & 0o777 for p in bundle.iterdir()} == dict.fromkeys(

@@ -21,7 +21,7 @@ def test_every_clip_decodes_with_faces(shared_data, detector):
     assert len(clips) >= 10
     for clip in clips:
         info = probe(clip)
-        assert info.kind == "video" and info.duration_s > 1
+        assert info.media_type == "video" and info.duration_s > 1
         frames = detector.scan(iter_frames(clip, SamplingConfig(frames=8), info=info), crops=False)
         assert len(frames) == 8
         assert np.diff([f.t for f in frames]).min() > 0

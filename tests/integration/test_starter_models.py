@@ -24,7 +24,7 @@ def test_score_uses_the_shipped_models_without_warnings(media_dir, tmp_path):
     assert "warning" not in r.stderr.lower()
     (verdict,) = map(json.loads, out.read_text().splitlines())
     shipped = {kind: json.loads((STARTER / kind / "bundle.json").read_text()) for kind in ("visual", "audio")}
-    assert {m["kind"]: (m["name"], m["version"], m["thresholds"], m["demo"]) for m in verdict["models"]} == {
+    assert {m["modality"]: (m["name"], m["version"], m["thresholds"], m["demo"]) for m in verdict["models"]} == {
         kind: (b["name"], b["version"], b["thresholds"], False) for kind, b in shipped.items()}
     (row,) = csv.DictReader(open(tmp_path / "r.csv", newline=""))
     audio = shipped["audio"]
@@ -41,16 +41,16 @@ def test_shipped_bundles_are_small_and_say_how_they_were_made():
         assert (STARTER / kind / "MODEL_CARD.md").is_file()
 
 
-def test_a_demo_bundle_is_warned_about(media_dir, tmp_path):
+def test_a_demo_bundle_is_warned_about(media_dir, tmp_path, cli):
     net = create_model("lcnn", width=8)
-    demo = save_bundle(tmp_path / "demo", net, BundleMeta(kind="audio", family="lcnn", model={"width": 8}, demo=True))
-    r = run_cli("score", str(media_dir / "chirp.wav"), "--visual", "none", "--audio", str(demo),
-                "--out", str(tmp_path / "r.jsonl"))
-    assert r.returncode == 0, r.stderr
-    assert "warning: the audio model" in r.stderr and "demo model" in r.stderr
+    demo = save_bundle(tmp_path / "demo", net, BundleMeta(modality="audio", family="lcnn", model={"width": 8}, demo=True))
+    code, _, stderr = cli("score", str(media_dir / "chirp.wav"), "--visual", "none", "--audio", str(demo),
+                          "--out", str(tmp_path / "r.jsonl"))
+    assert code == 0, stderr
+    assert "warning: the audio model" in stderr and "demo model" in stderr
 
 
-def test_leave_one_source_out_command_on_a_tiny_corpus(tmp_path):
+def test_leave_one_source_out_command_on_a_tiny_corpus(tmp_path, cli):
     if importlib.util.find_spec("resemblyzer") is None:
         pytest.skip("resemblyzer (the voice starter's pretrained encoder) is not installed")
     from detector.demo import vocode, voice
@@ -71,8 +71,8 @@ def test_leave_one_source_out_command_on_a_tiny_corpus(tmp_path):
             w.writeheader()
             w.writerows(rows)
     out = tmp_path / "out"
-    r = run_cli("starter", "voice", "--data", str(data), "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    code, _, stderr = cli("starter", "voice", "--data", str(data), "--out", str(out))
+    assert code == 0, stderr
     table = json.loads((out / "loso.json").read_text())
     assert [(t["held_out"], t["n_real"], t["n_fake"]) for t in table] == [("page_a", 3, 3), ("page_b", 3, 3),
                                                                           ("set_c", 3, 3)]

@@ -8,6 +8,8 @@ import queue
 import threading
 from pathlib import Path
 
+import pytest
+
 from detector.frontend import scan as frontend
 from detector.config import AudioConfig, FaceConfig, SamplingConfig
 from detector.frontend.scan import ScanSettings, Scanner, scan, scan_many
@@ -75,3 +77,16 @@ def test_a_worker_whose_audio_hangs_raises_or_dies_answers_and_the_scanner_carri
         scanner.submit(media_dir / "astronaut.jpg", answers.put)  # new workers took over
         ok = answers.get(timeout=60)
     assert ok.error is None and len(ok.frames[0].faces) == 1
+
+
+@pytest.mark.parametrize("culprit, reason", [("hang.wav", "timeout"), ("die.png", "worker_crash")])
+def test_an_upload_that_stops_its_worker_fails_alone(culprit, reason, media_dir, tmp_path):
+    (tmp_path / culprit).write_bytes((media_dir / ("chirp.wav" if culprit == "hang.wav" else "pan.mp4")).read_bytes())
+    innocent = [media_dir / n for n in ("pan.mp4", "astronaut.jpg", "chirp.wav", "silent.mp4")]
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+    with Scanner(SETTINGS, workers=2, timeout_s=5, fn=faulty_scan) as scanner:
+        for path in (tmp_path / culprit, *innocent):  # beside it in the workers, or waiting for one
+            scanner.submit(path, answers.put)
+        got = {Path(s.path).name: s for s in (answers.get(timeout=60) for _ in range(5))}
+    assert got[culprit].error["reason"] == reason
+    assert all(got[p.name].error is None for p in innocent)

@@ -20,7 +20,7 @@ def test_max_fusion_takes_the_most_severe_modality_by_its_own_thresholds():
 
 
 def test_weighted_fusion_averages_the_modalities_present():
-    fusion = Fusion(kind="weighted", weights={"visual": 3.0, "audio": 1.0}, thresholds=Thresholds(likely_fake=0.7, review=0.4))
+    fusion = Fusion(rule="weighted", weights={"visual": 3.0, "audio": 1.0}, thresholds=Thresholds(likely_fake=0.7, review=0.4))
     score, decision = fusion.fuse({"visual": 0.8, "audio": 0.4}, OWN)
     assert score == pytest.approx(0.7) and decision == "likely_fake"
     assert fusion.fuse({"visual": None, "audio": 0.5}, OWN) == (pytest.approx(0.5), "review")
@@ -34,7 +34,7 @@ def test_logistic_fusion_learns_which_modality_to_trust():
                "audio": None if i % 5 == 0 else float(np.clip(0.25 + 0.5 * y + rng.normal(0, 0.1), 0.01, 0.99))}
               for i, y in enumerate(labels)]
     fusion = fit_fusion(scores, labels.tolist(), fpr=0.05)
-    assert fusion.kind == "logistic" and abs(fusion.weights["audio"]) > 5 * abs(fusion.weights["visual"])
+    assert fusion.rule == "logistic" and abs(fusion.weights["audio"]) > 5 * abs(fusion.weights["visual"])
     fused = np.array([fusion.fuse(s, {})[0] for s in scores])
     with_audio = np.array([s["audio"] is not None for s in scores])
     assert fusion.fitted_on["report"]["auc"] > 0.9

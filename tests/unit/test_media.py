@@ -35,7 +35,7 @@ def test_images_probe_by_content_and_decode(media_dir, tmp_path, ext, fmt):
     # a misleading name must not matter: the bytes decide
     path = shutil.copy(media_dir / f"astronaut.{ext}", tmp_path / "upload.mp3")
     info = probe(path)
-    assert (info.kind, info.format, info.width, info.height) == ("image", fmt, 512, 512)
+    assert (info.media_type, info.format, info.width, info.height) == ("image", fmt, 512, 512)
     image = read_image(path)
     assert image.shape == (512, 512, 3) and image.dtype == np.uint8
     assert mean_abs_diff(image, samples.astronaut()) < (25 if fmt == "gif" else 6)
@@ -45,7 +45,7 @@ def test_images_probe_by_content_and_decode(media_dir, tmp_path, ext, fmt):
 def test_videos_sample_frames_evenly_with_timestamps(media_dir, ext):
     path = media_dir / f"pan.{ext}"
     info = probe(path)
-    assert info.kind == "video" and info.has_audio
+    assert info.media_type == "video" and info.has_audio
     assert info.frame_count == 40 and info.fps == pytest.approx(25)
     frames = list(iter_frames(path, SamplingConfig(frames=8)))
     assert [f.index for f in frames] == list(range(8))
@@ -110,7 +110,7 @@ def test_rotation_metadata_is_honoured(tmp_path):
 @pytest.mark.parametrize("ext", list(samples.AUDIO_CODECS))
 def test_audio_files_decode_to_mono_16k(media_dir, ext):
     info = probe(media_dir / f"chirp.{ext}")
-    assert info.kind == "audio" and info.has_audio
+    assert info.media_type == "audio" and info.has_audio
     audio = load_audio(media_dir / f"chirp.{ext}")
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert abs(audio.size - 2 * SAMPLE_RATE) <= 1100  # AAC/Opus may add up to one frame of padding
@@ -156,7 +156,7 @@ def test_audio_only_mp4_is_audio(tmp_path):
     path = samples.write_audio(tmp_path / "voice.m4a", samples.chirp(1.0))
     renamed = shutil.copy(path, tmp_path / "voice.mp4")
     info = probe(renamed)
-    assert (info.kind, info.format) == ("audio", "mp4")
+    assert (info.media_type, info.format) == ("audio", "mp4")
     with pytest.raises(UnsupportedMedia, match="no video frames"):
         list(iter_frames(renamed))
 

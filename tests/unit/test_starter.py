@@ -33,7 +33,7 @@ def test_bundle_names_resolve(tmp_path, monkeypatch):
 def test_stamped_fp16_bundle_scores_as_fp32(tmp_path):
     torch.manual_seed(0)
     net = create_model("lcnn", width=8).eval()
-    bundle = save_bundle(tmp_path / "b", net, BundleMeta(kind="audio", family="lcnn", model={"width": 8}))
+    bundle = save_bundle(tmp_path / "b", net, BundleMeta(modality="audio", family="lcnn", model={"width": 8}))
     x = torch.randn(3, 16_000)
     with torch.inference_mode():
         before = net(x)
@@ -110,7 +110,7 @@ def test_thresholds_travel_in_every_verdict(bundles, media_dir):
     from detector.scoring.scorer import Scorer
 
     (v,) = Scorer(*bundles, device="cpu").score_many([media_dir / "pan.mp4"])
-    assert [(m.kind, m.thresholds) for m in v.models] == [("visual", Thresholds(likely_fake=0.99, review=0.0)),
+    assert [(m.modality, m.thresholds) for m in v.models] == [("visual", Thresholds(likely_fake=0.99, review=0.0)),
                                                           ("audio", Thresholds(likely_fake=1.0, review=1.0))]
 
 

@@ -39,8 +39,8 @@ def test_temperature_and_platt_calibration_lower_the_loss():
     y = rng.integers(0, 2, 2000)
     logits = (y * 2 - 1) * 8 + rng.normal(0, 8, 2000)  # overconfident logits
     raw = binary_report(y, 1 / (1 + np.exp(-logits)))["log_loss"]
-    for kind in ("temperature", "platt"):
-        cal = fit_calibration(logits, y, kind)
+    for method in ("temperature", "platt"):
+        cal = fit_calibration(logits, y, method)
         assert binary_report(y, cal(logits))["log_loss"] < raw * 0.7
     assert fit_calibration(logits, y, "temperature").a < 1  # temperature above 1 for overconfidence
 
