@@ -25,6 +25,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 @command("serve", _serve_args, "deepfake-detect serve --config configs/serve.yaml --port 8080")
 def serve_cmd(args: argparse.Namespace) -> int:
     """Start the detection server: API, scoring engine, review queue, reviewer page at /review."""
+    from detector.frontend import start_forkserver
+
+    start_forkserver()  # the scan workers' imports (torch) run beside this process's
+
     import uvicorn
 
     from serve.api import create_app
@@ -53,7 +57,8 @@ def _key_args(p: argparse.ArgumentParser) -> None:
 def api_key_cmd(args: argparse.Namespace) -> int:
     """Create (or replace) an API key; only its hash is stored, the key is printed once."""
     from serve.config import load_serve_config
-    from serve.store import ROLES, Store
+    from serve.store import Store
+    from serve.store.keys import ROLES
 
     roles = [r.strip() for r in args.roles.split(",") if r.strip()]
     if not roles or set(roles) - set(ROLES):
@@ -61,7 +66,7 @@ def api_key_cmd(args: argparse.Namespace) -> int:
         return 2
     store = Store(load_serve_config(args.config).database_url)
     store.migrate()
-    print(store.add_key(args.name, roles))
+    print(store.keys.add(args.name, roles))
     return 0
 
 

@@ -55,7 +55,7 @@ def wait_all_scored(url: str, ups: list[Upload]) -> None:
 
 
 def scored_events(store: Store, upload_id: str) -> int:
-    return sum(e["action"] in ("scored", "failed") for e in store.audit(upload_id=upload_id))
+    return sum(e["action"] in ("scored", "failed") for e in store.audit.events(upload_id=upload_id))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -64,11 +64,11 @@ def test_kill_9_mid_load_loses_nothing_and_scores_each_upload_once(backend, bund
     cfg = server_config(bundles, tmp_path, sampling={"frames": 16}, **db)
     server = Server(cfg, tmp_path).start()
     store = Store(cfg["database_url"])
-    ups = [submit(server.url, media_dir / n) for n in UPLOADS * 2]
+    ups = [submit(server.url, media_dir / n) for n in UPLOADS]
     for up in ups[:2]:
         assert finished(server.url, up)["status"] == "scored"
     server.kill()  # SIGKILL to the server and its workers, mid-load
-    left = [up for up in ups if store.upload(up.id)["status"] != "scored"]
+    left = [up for up in ups if store.uploads.get(up.id)["status"] != "scored"]
     assert left, "everything finished before the kill: the test proves nothing"
     server = Server(cfg, tmp_path).start()  # same port, database and store
     try:
@@ -76,7 +76,7 @@ def test_kill_9_mid_load_loses_nothing_and_scores_each_upload_once(backend, bund
     finally:
         server.kill()
     for i in [up.id for up in ups]:
-        up = store.upload(i)
+        up = store.uploads.get(i)
         assert up["status"] == "scored", up
         assert scored_events(store, i) == 1  # exactly once, though some were in flight at the kill
 
@@ -86,16 +86,16 @@ def test_claims_are_exclusive_under_concurrency(backend, tmp_path, request):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
     store = Store(url)
     store.migrate()
-    ids = [store.add_upload(f"{n:064x}", 1, "image", None, {}, None, None, "t")[0]["id"] for n in range(40)]
+    ids = [store.uploads.add(f"{n:064x}", 1, "image", None, {}, None, None, "t")[0]["id"] for n in range(40)]
     claimed: list[str] = []
     lock = threading.Lock()
 
     def worker(name: str) -> None:
-        while jobs := store.claim_jobs(name, 3, lease_s=60):
+        while jobs := store.uploads.claim(name, 3, lease_s=60):
             with lock:
                 claimed.extend(j["id"] for j in jobs)
             for j in jobs:  # every job goes to review, so the queue fills too
-                assert store.finish_job(j["id"], name, {"score": 0.5, "decision": "review"}, None, ["review"])
+                assert store.uploads.finish(j["id"], name, {"score": 0.5, "decision": "review"}, None, ["review"])
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(worker, ["w1", "w2", "w3", "w4"]))
@@ -103,14 +103,14 @@ def test_claims_are_exclusive_under_concurrency(backend, tmp_path, request):
     items: list[int] = []
 
     def reviewer(name: str) -> None:
-        while item := store.claim_item(name, lease_s=60):
+        while item := store.review.claim(name, lease_s=60):
             with lock:
                 items.append(item["id"])
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(reviewer, ["r1", "r2", "r3", "r4"]))
     assert len(items) == len(set(items)) == 40
-    assert store.claim_jobs("late", 5, 60) == [] and store.claim_item("late", 60) is None
+    assert store.uploads.claim("late", 5, 60) == [] and store.review.claim("late", 60) is None
 
 
 def test_two_servers_sharing_postgresql_split_the_work(bundles, media_dir, tmp_path, pg_url):
@@ -125,7 +125,7 @@ def test_two_servers_sharing_postgresql_split_the_work(bundles, media_dir, tmp_p
         wait_all_scored(servers[0].url, ups)
         ids = [up.id for up in ups]
         assert all(scored_events(store, i) == 1 for i in ids)
-        owners = {store.upload(i)["owner"] for i in ids}
+        owners = {store.uploads.get(i)["owner"] for i in ids}
         assert len(owners) == 2, owners  # both engines took jobs from the shared queue
         claimed: dict[str, list[int]] = {"alice": [], "bob": []}
 
@@ -140,7 +140,7 @@ def test_two_servers_sharing_postgresql_split_the_work(bundles, media_dir, tmp_p
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(review, ["alice", "bob"], servers))
         everything = claimed["alice"] + claimed["bob"]
-        assert len(everything) == len(set(everything)) == len(store.items("claimed", limit=500))
+        assert len(everything) == len(set(everything)) == len(store.review.items("claimed", limit=500))
         assert claimed["alice"] and claimed["bob"]
     finally:
         for s in servers:
