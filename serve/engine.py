@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from detector.frontend.scan import Scan, Scanner
+from detector.frontend.scan import Scan, Scanner, probe_only
 from detector.scoring.scorer import ErrorRecord, Scorer, Verdict
 from serve import metrics
 from serve.config import ServeConfig
@@ -49,6 +49,8 @@ class Engine:
         settings = self.scorer.settings.model_copy(update={
             "thumbnail_side": THUMBNAIL_SIDE, "faces": faces and faces.model_copy(update={"device": "cpu"})})
         self.scanner = Scanner(settings, e.workers, e.job_timeout_s)
+        # the API's check of an upload's header: in a worker too, so that no upload can hang or crash the server
+        self.admission = Scanner(settings, 1, e.job_timeout_s, fn=probe_only)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.in_flight: dict[str, dict] = {}  # upload id -> job row
         self._lock = threading.Lock()
@@ -66,6 +68,7 @@ class Engine:
         self._wake.set()
         self._thread.join(timeout=10)
         self.scanner.close()
+        self.admission.close()
         self._hand.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:

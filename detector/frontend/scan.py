@@ -90,6 +90,14 @@ def error_record(e: BaseException, where: str = "") -> dict:
     return {"type": type(e).__name__, "reason": getattr(e, "reason", "internal"), "message": where + str(e)}
 
 
+def probe_only(path: str, settings: ScanSettings) -> Scan:
+    """The probe alone (a server's check of an upload at the door), failing like `scan` does."""
+    try:
+        return Scan(path, info=probe(path, settings.limits))
+    except Exception as e:  # noqa: BLE001 - whatever the decoder raised ends this upload
+        return Scan(path, error=error_record(e))
+
+
 def file_id(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

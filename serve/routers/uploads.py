@@ -1,6 +1,7 @@
 """Uploads: keep the bytes and queue them for scoring; status and Verdict; appeals; erasure."""
 
 import asyncio
+import contextlib
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,16 +12,17 @@ from pydantic import AnyHttpUrl, Json, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from detector.frontend.media import CorruptMedia, MediaError, MediaTooLarge, UnsupportedMedia, probe
+from detector.frontend.scan import Scan
 from serve.deps import AnyCaller, Admin, ServiceDep, Submitter, UploadId, found
 from serve.files import TooLarge
 from serve.retention import erase
 from serve.schemas import Appeal, Erased, ReviewItem, UploadStatus, documented, error_response
+from serve.service import Service
 from serve.store.public import iso, public_item, public_upload
 from serve.webhooks import Refused, address
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
-MEDIA_STATUS = {UnsupportedMedia: 415, MediaTooLarge: 413, CorruptMedia: 422}
+MEDIA_STATUS = {"unsupported": 415, "too_large": 413}  # by the probe's reason; any other: 422
 MULTIPART_SLACK = 64 * 1024  # form boundaries and fields around the file
 MAX_METADATA, MAX_URL = 10_000, 2048  # characters, from the query or the form alike
 _URL = TypeAdapter(AnyHttpUrl)
@@ -75,10 +77,11 @@ async def create_upload(request: Request, service: ServiceDep, caller: Submitter
             return error_response(422, "empty", "the upload has no bytes")
         meta = _metadata(metadata)
         url = await run_in_threadpool(_callback, callback_url, cfg.webhooks.allow_hosts)
-        try:
-            info = await run_in_threadpool(probe, tmp, cfg.limits)
-        except MediaError as e:
-            return error_response(MEDIA_STATUS.get(type(e), 422), e.reason, str(e).replace(str(tmp), "upload"))
+        checked = await _probe(service, tmp)
+        if checked.error:
+            reason = checked.error["reason"]
+            return error_response(MEDIA_STATUS.get(reason, 422), reason, checked.error["message"].replace(str(tmp), "upload"))
+        info = checked.info
 
         def keep_and_record():
             with files.lock(sha):  # retention cannot erase these bytes in between
@@ -152,6 +155,19 @@ async def _chunks(part):
     while chunk := await part.read(1 << 20):
         yield chunk
 
+
+
+async def _probe(service: Service, path: Path) -> Scan:
+    """The upload's header read by the engine's admission worker (under the job time limit)."""
+    loop = asyncio.get_running_loop()
+    checked: asyncio.Future[Scan] = loop.create_future()
+
+    def answer(scan: Scan) -> None:  # on the scanner's result thread
+        with contextlib.suppress(RuntimeError):  # the server is stopping: nobody waits any more
+            loop.call_soon_threadsafe(lambda: checked.done() or checked.set_result(scan))
+
+    service.engine.admission.submit(path, answer)
+    return await checked
 
 def _metadata(raw: str | None) -> dict:
     if not raw:

@@ -1,6 +1,6 @@
 """One pipeline: the batch scorer, `evaluate` and the server give the same Verdict for the same file,
-and every fault (a model that raises, a decoder that raises, a sound track that hangs) ends its upload
-with a reason while the server goes on scoring."""
+and every fault (a model that raises, a decoder that raises, a sound track or a header that hangs)
+ends its upload with a reason while the server goes on scoring."""
 
 from __future__ import annotations
 
@@ -79,6 +79,10 @@ def scan_with_broken_frames(path: str, settings):
     return scan_with(path, settings, iter_frames=broken)
 
 
+def probe_that_hangs(path: str, settings):
+    threading.Event().wait()  # a header whose parsing never ends
+
+
 @pytest.fixture(scope="module")
 def server(bundles, tmp_path_factory):
     folder = tmp_path_factory.mktemp("faults")
@@ -122,5 +126,14 @@ def test_a_sound_track_that_hangs_times_out_alone(server, media_dir, monkeypatch
     monkeypatch.setattr(api.engine.scanner, "fn", scan_with_hanging_audio)
     up = upload(client, media_dir / "chirp.wav")
     assert up["status"] == "failed" and up["error"]["reason"] == "timeout"
+    monkeypatch.undo()
+    still_serving(client, media_dir)
+
+
+def test_a_header_that_hangs_is_refused_in_time_and_the_server_goes_on(server, media_dir, monkeypatch):
+    client, api = server
+    monkeypatch.setattr(api.engine.admission, "fn", probe_that_hangs)
+    r = client.post("/v1/uploads", content=(media_dir / "pan.mp4").read_bytes(), headers={"X-API-Key": KEYS["uploader"]})
+    assert r.status_code == 422 and r.json()["error"] == "timeout", r.text
     monkeypatch.undo()
     still_serving(client, media_dir)
