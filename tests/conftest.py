@@ -12,6 +12,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import pytest
@@ -166,6 +167,12 @@ class Server:
             raise RuntimeError(f"server exited: {self.read_log()[-3000:]}")
         return self
 
+    def as_(self, name: str | None = "uploader"):
+        """An httpx client to this server as one key holder (no key: `None`), paths relative to its URL."""
+        import httpx
+
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": KEYS[name]} if name else {}, timeout=120)
+
     def read_log(self) -> str:
         return (self.folder / f"serve-{self.port}.log").read_text(errors="replace")
 
@@ -179,7 +186,7 @@ class Server:
 
 
 @contextmanager
-def in_process(cfg: dict):
+def in_process(cfg: dict, **client_kw):
     """The server's app in this process (engine, workers and all) behind FastAPI's TestClient, and its Service."""
     from fastapi.testclient import TestClient
 
@@ -187,8 +194,42 @@ def in_process(cfg: dict):
     from serve.config import ServeConfig
 
     app = create_app(ServeConfig.model_validate(cfg))
-    with TestClient(app) as client:
+    with TestClient(app, **client_kw) as client:
         yield client, app.state.service
+
+
+@contextmanager
+def in_process_server(cfg: dict, **client_kw) -> Iterator[SimpleNamespace]:
+    """`in_process` as the route tests call it: `cfg` (as the server read it), its Service as `api`, and
+    `as_(name)` for requests as one key holder, the same calls as `Server.as_`, with no port."""
+    with in_process(cfg, **client_kw) as (test_client, service):
+        yield SimpleNamespace(cfg=service.cfg.model_dump(mode="json"), api=service,
+                              as_=lambda name="uploader": Caller(test_client, name))
+
+
+class Caller:
+    """Requests to the in-process server as one key holder (no key: `None`)."""
+
+    def __init__(self, test_client, name: str | None):
+        self.test_client, self.headers = test_client, {"X-API-Key": KEYS[name]} if name else {}
+
+    def __enter__(self) -> "Caller":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def request(self, method: str, url: str, headers: dict | None = None, **kw):
+        return self.test_client.request(method, url, headers=self.headers | (headers or {}), **kw)
+
+    def get(self, url: str, **kw):
+        return self.request("GET", url, **kw)
+
+    def post(self, url: str, **kw):
+        return self.request("POST", url, **kw)
+
+    def delete(self, url: str, **kw):
+        return self.request("DELETE", url, **kw)
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; Playwright drives it
@@ -219,7 +260,8 @@ def review_page(browser, server: "Server", reviewer: str, ready: str = "#queue t
     return page
 
 
-KEYS = {name: f"{name}-key-0123456789abcdef" for name in ("uploader", "alice", "bob", "carol", "dave", "admin")}
+KEYS = {name: f"{name}-key-0123456789abcdef"  # "other": a second `submit` key, where a test registers it
+        for name in ("uploader", "alice", "bob", "carol", "dave", "admin", "other")}
 
 
 def free_port() -> int:

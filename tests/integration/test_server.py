@@ -13,11 +13,10 @@ import zlib
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
-from conftest import KEYS, Server, in_process, server_config
+from conftest import KEYS, Caller, Server, in_process_server, server_config
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve.store.tables import review_items
@@ -71,32 +70,8 @@ def config(bundles, folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def server(bundles, tmp_path_factory):
     """The server's app in this process: the routes, engine, webhooks and all, with no port."""
-    folder = tmp_path_factory.mktemp("server")
-    with in_process(config(bundles, folder)) as (test_client, api):
-        yield SimpleNamespace(cfg=api.cfg.model_dump(mode="json"), api=api,
-                              as_=lambda name="uploader": Caller(test_client, name))
-
-
-class Caller:
-    """Requests to the in-process server as one key holder (no key: `None`)."""
-
-    def __init__(self, test_client, name: str | None):
-        self.test_client, self.headers = test_client, {"X-API-Key": KEYS[name]} if name else {}
-
-    def __enter__(self) -> "Caller":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-    def request(self, method: str, url: str, headers: dict | None = None, **kw) -> httpx.Response:
-        return self.test_client.request(method, url, headers=self.headers | (headers or {}), **kw)
-
-    def get(self, url: str, **kw) -> httpx.Response:
-        return self.request("GET", url, **kw)
-
-    def post(self, url: str, **kw) -> httpx.Response:
-        return self.request("POST", url, **kw)
+    with in_process_server(config(bundles, tmp_path_factory.mktemp("server"))) as s:
+        yield s
 
 
 def upload(server, path: Path, wait: float = 0, **kw) -> httpx.Response:

@@ -1,6 +1,7 @@
-"""A hostile client against a real server, on SQLite and PostgreSQL: other clients' uploads and
+"""A hostile client against the server's app, on SQLite and PostgreSQL: other clients' uploads and
 Idempotency-Keys, callbacks into the server's own network, deep and long fields, a fault between
-storing bytes and committing, tiny media, store paths in messages; and workers that outlive it."""
+storing bytes and committing, tiny media, store paths in messages; and workers that outlive a real
+server process killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -20,14 +21,13 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import KEYS, Server, pg_database, server_config
+from conftest import KEYS, Server, in_process_server, pg_database, server_config
 
 from detector import samples
 from serve.config import WebhookConfig
 from serve.webhooks import Sender
 
 pytestmark = pytest.mark.slow
-OTHER = "other-uploader-key-0123456789"  # a second `submit` key
 FAULT = {  # a failure after the bytes are stored and before the upload's row commits
     "sqlite": ["CREATE TRIGGER fault BEFORE INSERT ON audit_events WHEN NEW.action = 'uploaded' "
                "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"],
@@ -39,22 +39,19 @@ FAULT = {  # a failure after the bytes are stored and before the upload's row co
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request, bundles, tmp_path_factory):
+    """The server's app in this process, answering a crash with a 500 as a real one does (no port: the
+    callbacks refused below name the port it would listen on)."""
     folder = tmp_path_factory.mktemp(request.param)
     with pg_database() if request.param == "postgresql" else nullcontext(f"sqlite:///{folder / 'serve.db'}") as url:
         cfg = server_config(bundles, folder, database_url=url,
-                            api_keys={"other": {"key": OTHER, "roles": ["submit"]}})
-        s = Server(cfg, folder).start()
-        yield s
-        s.kill()
+                            api_keys={"other": {"key": KEYS["other"], "roles": ["submit"]}})  # a second `submit` key
+        with in_process_server(cfg, raise_server_exceptions=False) as s:
+            yield s
 
 
-def api(key: str) -> httpx.Client:
-    return httpx.Client(headers={"X-API-Key": KEYS.get(key, key)}, timeout=120)
-
-
-def post(server: Server, path: Path, key: str = "uploader", **kw) -> httpx.Response:
-    with api(key) as c:
-        return c.post(f"{server.url}/v1/uploads", content=path.read_bytes(), **kw)
+def post(server, path: Path, key: str = "uploader", **kw) -> httpx.Response:
+    with server.as_(key) as c:
+        return c.post("/v1/uploads", content=path.read_bytes(), **kw)
 
 
 def noise(path: Path) -> Path:
@@ -62,30 +59,30 @@ def noise(path: Path) -> Path:
     return samples.write_image(path, np.random.default_rng().integers(0, 256, (64, 64, 3), np.uint8))
 
 
-def stored(server: Server, sha256: str) -> Path:
+def stored(server, sha256: str) -> Path:
     return Path(server.cfg["store_dir"]) / sha256[:2] / sha256[2:4] / sha256
 
 
 def test_submit_keys_see_only_their_own_uploads(server, media_dir):
     up = post(server, media_dir / "coffee.png", params={"metadata": json.dumps({"user": "first"})}).json()
-    with api(OTHER) as other:
-        r = other.get(f"{server.url}/v1/uploads/{up['id']}")
-        assert r.status_code == 404 and r.json() == other.get(f"{server.url}/v1/uploads/{'0' * 32}").json()
-        assert other.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "x"}).status_code == 404
+    with server.as_("other") as other:
+        r = other.get(f"/v1/uploads/{up['id']}")
+        assert r.status_code == 404 and r.json() == other.get(f"/v1/uploads/{'0' * 32}").json()
+        assert other.post(f"/v1/uploads/{up['id']}/appeal", json={"reason": "x"}).status_code == 404
     for key in ("uploader", "alice", "admin"):  # the owner, a reviewer and an admin see it
-        with api(key) as c:
-            assert c.get(f"{server.url}/v1/uploads/{up['id']}").json()["metadata"] == {"user": "first"}
+        with server.as_(key) as c:
+            assert c.get(f"/v1/uploads/{up['id']}").json()["metadata"] == {"user": "first"}
 
 
 def test_idempotency_keys_belong_to_one_client(server, media_dir):
     png, jpg = media_dir / "astronaut.png", media_dir / "astronaut.jpg"
     first = post(server, png, headers={"Idempotency-Key": "k-same"}, params={"metadata": '{"user": "first"}'})
-    same = post(server, png, OTHER, headers={"Idempotency-Key": "k-same"})
+    same = post(server, png, "other", headers={"Idempotency-Key": "k-same"})
     assert same.status_code == 202 and same.json()["id"] != first.json()["id"] and same.json()["metadata"] == {}
     post(server, png, headers={"Idempotency-Key": "k-other"})
-    other = post(server, jpg, OTHER, headers={"Idempotency-Key": "k-other"})
+    other = post(server, jpg, "other", headers={"Idempotency-Key": "k-other"})
     assert other.status_code == 202  # not a 409 telling that the key was used
-    assert post(server, png, OTHER, headers={"Idempotency-Key": "k-same"}).json()["id"] == same.json()["id"]
+    assert post(server, png, "other", headers={"Idempotency-Key": "k-same"}).json()["id"] == same.json()["id"]
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/hook", "http://localhost:{port}/hook",
@@ -93,10 +90,10 @@ def test_idempotency_keys_belong_to_one_client(server, media_dir):
                                  "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://224.0.0.1/",
                                  "http://user:pass@93.184.215.14/hook", "http://no-such-host.invalid/"])
 def test_callbacks_into_the_servers_network_are_refused(server, media_dir, url):
-    url = url.format(port=server.port)
+    url = url.format(port=server.cfg["port"])
     as_query = post(server, media_dir / "coffee.png", params={"callback_url": url})
-    with api("uploader") as c:
-        as_form = c.post(f"{server.url}/v1/uploads", files={"file": ("c.png", (media_dir / "coffee.png").read_bytes())},
+    with server.as_() as c:
+        as_form = c.post("/v1/uploads", files={"file": ("c.png", (media_dir / "coffee.png").read_bytes())},
                          data={"callback_url": url})
     for r in (as_query, as_form):
         assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
@@ -106,11 +103,10 @@ def test_callbacks_into_the_servers_network_are_refused(server, media_dir, url):
                                    {"metadata": json.dumps({"a": "x" * 20_000})},
                                    {"callback_url": "https://example.com/" + "a" * 3000}])
 def test_deep_and_long_form_fields_are_refused(server, media_dir, field):
-    with api("uploader") as c:
-        r = c.post(f"{server.url}/v1/uploads", files={"file": ("c.png", (media_dir / "coffee.png").read_bytes())},
-                   data=field)
+    with server.as_() as c:
+        r = c.post("/v1/uploads", files={"file": ("c.png", (media_dir / "coffee.png").read_bytes())}, data=field)
     assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
-    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    assert server.as_(None).get("/healthz").status_code == 200
 
 
 def test_deeply_nested_query_metadata_is_refused(server, media_dir):

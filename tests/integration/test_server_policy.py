@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import KEYS, Server, review_page, server_config
+import yaml
+from conftest import Server, in_process_server, review_page, server_config
 
 from detector import samples
 from serve.config import RetentionConfig
@@ -25,76 +23,69 @@ pytestmark = pytest.mark.slow
 DAY = 86_400
 
 
-def api(name: str) -> httpx.Client:
-    return httpx.Client(headers={"X-API-Key": KEYS[name]}, timeout=120)
-
-
-def submit(server: Server, path: Path, as_: str = "uploader", **params) -> dict:
-    with api(as_) as c:
-        r = c.post(f"{server.url}/v1/uploads", params={"wait": 60} | params, content=path.read_bytes())
+def submit(server, path: Path, as_: str = "uploader", **params) -> dict:
+    with server.as_(as_) as c:
+        r = c.post("/v1/uploads", params={"wait": 60} | params, content=path.read_bytes())
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def pending_item(server: Server, upload_id: str, kind: str = "detection") -> int:
+def pending_item(server, upload_id: str, kind: str = "detection") -> int:
     """The id of the upload's pending review item of that kind (other tests' items may be pending too)."""
-    with api("admin") as c:
-        items = c.get(f"{server.url}/v1/review/items", params={"limit": 500}).json()
+    with server.as_("admin") as c:
+        items = c.get("/v1/review/items", params={"limit": 500}).json()
     (item,) = [i["id"] for i in items if i["upload_id"] == upload_id and i["kind"] == kind]
     return item
 
 
-def claim_and_decide(server: Server, reviewer: str, label: str, upload_id: str, reason: str = "looked closely") -> dict:
+def claim_and_decide(server, reviewer: str, label: str, upload_id: str, reason: str = "looked closely") -> dict:
     """`reviewer` claims this upload's pending item and decides it."""
-    with api(reviewer) as c:
-        r = c.post(f"{server.url}/v1/review/items/{pending_item(server, upload_id)}/claim")
+    with server.as_(reviewer) as c:
+        r = c.post(f"/v1/review/items/{pending_item(server, upload_id)}/claim")
         assert r.status_code == 200, r.text
         d = r.json()
-        r = c.post(f"{server.url}/v1/review/items/{d['item']['id']}/decision",
+        r = c.post(f"/v1/review/items/{d['item']['id']}/decision",
                    json={"label": label, "reason": reason, "version": d["item"]["version"]})
         assert r.status_code == 200, r.text
     return d
 
 
+def config(bundles, folder: Path, **changes) -> dict:
+    return server_config(bundles, folder, provenance={"declared_ai": "likely_fake"}, **changes)
+
+
 @pytest.fixture(scope="module")
 def server(bundles, tmp_path_factory):
-    """One server for the tests that need no restart; each claims its own uploads' items by id."""
-    folder = tmp_path_factory.mktemp("policy")
-    s = Server(server_config(bundles, folder, provenance={"declared_ai": "likely_fake"}), folder).start()
+    """The server's app in this process, for the tests that need no restart; each claims its own uploads' items by id."""
+    with in_process_server(config(bundles, tmp_path_factory.mktemp("policy"))) as s:
+        yield s
+
+
+@pytest.fixture
+def live(bundles, tmp_path):
+    """A real `deepfake-detect serve` process, for the browser, which needs a URL."""
+    s = Server(config(bundles, tmp_path), tmp_path).start()
     yield s
     s.kill()
 
 
-@pytest.fixture
-def started(bundles, tmp_path):
-    servers: list[Server] = []
-
-    def start(**changes) -> Server:
-        servers.append(Server(server_config(bundles, tmp_path, **changes), tmp_path).start())
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.kill()
-
-
-def test_declared_ai_manifests_route_to_review_and_reach_reviewers(server, browser, media_dir, tmp_path):
+def test_declared_ai_manifests_route_to_review_and_reach_reviewers(live, browser, media_dir, tmp_path):
     identity = samples.test_signer()
     made = samples.sign_c2pa(media_dir / "coffee.png", tmp_path / "made.png", "image/png", identity)
-    up = submit(server, made)
+    up = submit(live, made)
     v = up["verdict"]
     assert v["provenance"]["declared_ai"] and v["provenance"]["claim_generator"] == "sample-generator 1.0"
     assert v["decision"] == "likely_fake" and v["decided_by"] == "provenance"  # no face, yet flagged
-    plain = submit(server, media_dir / "coffee.png")["verdict"]
+    plain = submit(live, media_dir / "coffee.png")["verdict"]
     assert plain["provenance"] is None and plain["decision"] == "no_signal"
-    page = review_page(browser, server, "bob")  # reviewers see the manifest's story on the page
+    page = review_page(browser, live, "bob")  # reviewers see the manifest's story on the page
     page.keyboard.press("n")
     page.wait_for_selector("#detail:not(.hidden)")
     text = page.inner_text("#provenance")
     item_id = int(page.inner_text("#item-id").lstrip("#"))
     page.close()
-    with api("bob") as c:
-        detail = c.get(f"{server.url}/v1/review/items/{item_id}").json()
+    with live.as_("bob") as c:
+        detail = c.get(f"/v1/review/items/{item_id}").json()
     assert detail["upload"]["id"] == up["id"] and detail["upload"]["verdict"]["provenance"]["state"] == "valid"
     assert "declares AI-generated media" in text and "sample-generator 1.0" in text and "not the models" in text
 
@@ -102,43 +93,42 @@ def test_declared_ai_manifests_route_to_review_and_reach_reviewers(server, brows
 def test_an_appeal_goes_to_another_reviewer_and_its_outcome_is_recorded(server, media_dir):
     up = submit(server, media_dir / "astronaut.png")
     first = claim_and_decide(server, "alice", "confirmed_fake", up["id"], "seam along the hairline")
-    with api("uploader") as c:
-        r = c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "this is my own photo"})
+    with server.as_("uploader") as c:
+        r = c.post(f"/v1/uploads/{up['id']}/appeal", json={"reason": "this is my own photo"})
         assert r.status_code == 201 and r.json()["kind"] == "appeal" and r.json()["appeal_of"] == first["item"]["id"]
-        assert c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "again"}).status_code == 409
-    with api("bob") as c:  # appeals come from the uploader's client, not from reviewers
-        assert c.post(f"{server.url}/v1/uploads/{up['id']}/appeal", json={"reason": "x"}).status_code == 403
+        assert c.post(f"/v1/uploads/{up['id']}/appeal", json={"reason": "again"}).status_code == 409
+    with server.as_("bob") as c:  # appeals come from the uploader's client, not from reviewers
+        assert c.post(f"/v1/uploads/{up['id']}/appeal", json={"reason": "x"}).status_code == 403
     appeal = pending_item(server, up["id"], "appeal")
-    with api("alice") as c:  # the reviewer who decided never gets the appeal
-        assert c.post(f"{server.url}/v1/review/items/{appeal}/claim").status_code == 409
-    with api("bob") as c:
-        detail = c.post(f"{server.url}/v1/review/items/{appeal}/claim").json()
+    with server.as_("alice") as c:  # the reviewer who decided never gets the appeal
+        assert c.post(f"/v1/review/items/{appeal}/claim").status_code == 409
+    with server.as_("bob") as c:
+        detail = c.post(f"/v1/review/items/{appeal}/claim").json()
         assert detail["item"]["kind"] == "appeal" and detail["appeal"]["reason"] == "this is my own photo"
         assert detail["appeal"]["first_decision"]["label"] == "confirmed_fake"
         assert detail["appeal"]["first_decision"]["reviewer"] == "alice"
-        wrong = c.post(f"{server.url}/v1/review/items/{detail['item']['id']}/decision",
+        wrong = c.post(f"/v1/review/items/{detail['item']['id']}/decision",
                        json={"label": "cleared", "reason": "x", "version": detail["item"]["version"]})
         assert wrong.status_code == 409  # appeals end upheld or overturned
-        r = c.post(f"{server.url}/v1/review/items/{detail['item']['id']}/decision",
+        r = c.post(f"/v1/review/items/{detail['item']['id']}/decision",
                    json={"label": "overturned", "reason": "EXIF and a second shot match", "version": detail["item"]["version"]})
         assert r.status_code == 200
-        audit = [e["action"] for e in c.get(f"{server.url}/v1/review/items/{detail['item']['id']}/audit").json()]
+        audit = [e["action"] for e in c.get(f"/v1/review/items/{detail['item']['id']}/audit").json()]
     assert audit[-4:] == ["decided", "appealed", "claimed", "decided"]
-    with api("admin") as c:
-        report = c.get(f"{server.url}/v1/reports/summary").json()
+    with server.as_("admin") as c:
+        report = c.get("/v1/reports/summary").json()
     assert report["appeals"] == {"received": 1, "upheld": 0, "overturned": 1, "open": 0}
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_retention_erases_only_what_expired(backend, started, media_dir, request):
+def test_retention_erases_only_what_expired(backend, bundles, media_dir, tmp_path, request):
     db = {"database_url": request.getfixturevalue("pg_url")} if backend == "postgresql" else {}
     retention = {"upload_bytes_days": 30, "crops_days": 7, "verdicts_days": 90, "interval_s": 3600}
-    server = started(retention=retention, **db)
-    old, fresh = submit(server, media_dir / "pan.mp4"), submit(server, media_dir / "astronaut.jpg")
-    same_bytes = submit(server, media_dir / "pan.mp4")  # stored once; its copy must survive the old one
+    with in_process_server(server_config(bundles, tmp_path, retention=retention, **db)) as server:
+        old, fresh = submit(server, media_dir / "pan.mp4"), submit(server, media_dir / "astronaut.jpg")
+        same_bytes = submit(server, media_dir / "pan.mp4")  # stored once; its copy must survive the old one
     evidence = Path(server.cfg["store_dir"]) / "evidence"
     assert (evidence / old["id"]).is_dir() and (evidence / fresh["id"]).is_dir()
-    server.kill()
     store = Store(server.cfg["database_url"])
     with store.engine.begin() as c:  # the first upload is 40 days old, its twin 10 days
         c.execute(uploads.update().where(uploads.c.id == old["id"]).values(created_at=time.time() - 40 * DAY))
@@ -161,30 +151,30 @@ def test_delete_erases_bytes_and_crops_at_once_and_idempotently(server, media_di
     up = submit(server, media_dir / "silent.mp4")
     stored = Path(server.cfg["store_dir"]) / up["sha256"][:2] / up["sha256"][2:4] / up["sha256"]
     assert stored.is_file()
-    with api("uploader") as c:
-        assert c.delete(f"{server.url}/v1/uploads/{up['id']}").status_code == 403  # admin only
-    with api("admin") as c:
-        first = c.delete(f"{server.url}/v1/uploads/{up['id']}").json()
-        again = c.delete(f"{server.url}/v1/uploads/{up['id']}").json()
-        assert c.delete(f"{server.url}/v1/uploads/{'0' * 32}").status_code == 404
+    with server.as_("uploader") as c:
+        assert c.delete(f"/v1/uploads/{up['id']}").status_code == 403  # admin only
+    with server.as_("admin") as c:
+        first = c.delete(f"/v1/uploads/{up['id']}").json()
+        again = c.delete(f"/v1/uploads/{up['id']}").json()
+        assert c.delete(f"/v1/uploads/{'0' * 32}").status_code == 404
     assert sorted(first["erased"]) == ["bytes", "crops"] and again["erased"] == []
     assert again["bytes_erased_at"] == first["bytes_erased_at"]
     assert not stored.exists() and not (Path(server.cfg["store_dir"]) / "evidence" / up["id"]).exists()
-    store = Store(server.cfg["database_url"])
-    assert [e["detail"]["why"] for e in store.audit.events(upload_id=up["id"]) if e["action"] == "erased"] == ["erasure request"]
+    events = server.api.store.audit.events(upload_id=up["id"])
+    assert [e["detail"]["why"] for e in events if e["action"] == "erased"] == ["erasure request"]
 
 
-def test_report_counts_decisions_agreement_appeals_and_queue_times(server, media_dir):
-    with api("admin") as c:
-        before = c.get(f"{server.url}/v1/reports/summary", params={"since": "2020-01-01"}).json()
+def test_report_counts_decisions_agreement_appeals_and_queue_times(server, media_dir, cli, tmp_path):
+    with server.as_("admin") as c:
+        before = c.get("/v1/reports/summary", params={"since": "2020-01-01"}).json()
     ups = [submit(server, media_dir / n) for n in ("astronaut.jpg", "astronaut.bmp", "coffee.png")]
     decided = [claim_and_decide(server, "alice", "confirmed_fake", ups[0]["id"]),
                claim_and_decide(server, "bob", "cleared", ups[1]["id"])]
-    with api("admin") as c:
-        after = c.get(f"{server.url}/v1/reports/summary", params={"since": "2020-01-01"}).json()
-        rows = dict(csv.reader(io.StringIO(c.get(f"{server.url}/v1/reports/summary",
+    with server.as_("admin") as c:
+        after = c.get("/v1/reports/summary", params={"since": "2020-01-01"}).json()
+        rows = dict(csv.reader(io.StringIO(c.get("/v1/reports/summary",
                                                  params={"since": "2020-01-01", "format": "csv"}).text)))
-        future = c.get(f"{server.url}/v1/reports/summary", params={"since": "2999-01-01"}).json()
+        future = c.get("/v1/reports/summary", params={"since": "2999-01-01"}).json()
 
     def grew(*keys: str) -> int:
         def get(report: dict) -> int:
@@ -204,11 +194,9 @@ def test_report_counts_decisions_agreement_appeals_and_queue_times(server, media
     assert rows["uploads.received"] == str(after["uploads"]["received"])
     assert rows["review.agreement.compared"] == str(after["review"]["agreement"]["compared"])
     assert future["uploads"]["received"] == 0
-    exe = Path(sys.executable).with_name("deepfake-detect")
-    cfg = Path(server.folder) / f"serve-{server.port}.yaml"
-    r = subprocess.run([str(exe), "report", "--config", str(cfg), "--since", "2020-01-01", "--format", "csv"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and f"decisions.review,{after['decisions']['review']}" in r.stdout
+    (cfg := tmp_path / "serve.yaml").write_text(yaml.safe_dump(server.cfg))  # the server's own config
+    code, out, _ = cli("report", "--config", str(cfg), "--since", "2020-01-01", "--format", "csv")
+    assert code == 0 and f"decisions.review,{after['decisions']['review']}" in out
 
 
 def test_migrations_upgrade_an_existing_database(tmp_path):
