@@ -7,19 +7,23 @@ from pathlib import Path
 import pytest
 from detector.config import ConfigError, FrontEndConfig, load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_every_config_loads(path):
-    if path.name == "serve.yaml":
-        from serve.config import ServeConfig, load_serve_config
+def test_the_front_end_config_loads():
+    assert isinstance(load_config(CONFIGS / "frontend.yaml"), FrontEndConfig)
 
-        cfg = load_serve_config(path)
-        # every setting is written out and equals its built-in default: the starter models included
-        assert cfg == ServeConfig() and (cfg.visual, cfg.audio) == ("starter", "starter")
-    else:
-        assert isinstance(load_config(path), FrontEndConfig)
+
+def test_the_server_config_writes_out_every_default():
+    from serve.config import ServeConfig, load_serve_config
+
+    cfg = load_serve_config(CONFIGS / "serve.yaml")
+    # every setting is written out and equals its built-in default: the starter models included
+    assert cfg == ServeConfig() and (cfg.visual, cfg.audio) == ("starter", "starter")
+
+
+def test_every_config_is_tested():
+    assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == ["frontend.yaml", "serve.yaml"]
 
 
 def written_out(model, data: dict, prefix: str = "") -> list[str]:
@@ -41,11 +45,11 @@ def test_serve_yaml_lists_every_setting():
 
     from serve.config import ServeConfig
 
-    assert written_out(ServeConfig(), yaml.safe_load((CONFIGS[0].parent / "serve.yaml").read_text())) == []
+    assert written_out(ServeConfig(), yaml.safe_load((CONFIGS / "serve.yaml").read_text())) == []
 
 
 def test_frontend_yaml_states_the_built_in_defaults():
-    assert load_config(CONFIGS[0].parent / "frontend.yaml") == FrontEndConfig()
+    assert load_config(CONFIGS / "frontend.yaml") == FrontEndConfig()
 
 
 def test_unknown_keys_and_bad_values_fail(tmp_path):

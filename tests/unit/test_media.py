@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import zipfile
@@ -217,16 +218,20 @@ def test_garbage_and_text(tmp_path):
 
 
 @pytest.mark.parametrize("keep", [0.05, 0.3, 0.7])
-def test_truncated_mp4_fails_alone_or_returns_what_it_has(media_dir, tmp_path, keep):
+def test_an_mp4_cut_short_fails_alone_naming_the_file(media_dir, tmp_path, keep):
     data = (media_dir / "pan.mp4").read_bytes()
     path = tmp_path / "cut.mp4"
-    path.write_bytes(data[: int(len(data) * keep)])
-    try:
-        frames = list(iter_frames(path, SamplingConfig(frames=8)))
-    except CorruptMedia as e:
-        assert str(path) in str(e)
-    else:
-        assert 0 < len(frames) <= 8
+    path.write_bytes(data[: int(len(data) * keep)])  # its index (moov, at the end) is gone
+    with pytest.raises(CorruptMedia, match=re.escape(str(path))):
+        list(iter_frames(path, SamplingConfig(frames=8)))
+
+
+def test_a_matroska_cut_short_gives_the_frames_before_the_cut(media_dir, tmp_path):
+    data = (media_dir / "pan.mkv").read_bytes()
+    path = tmp_path / "cut.mkv"
+    path.write_bytes(data[: int(len(data) * 0.7)])  # streamable: what arrived still decodes
+    frames = list(iter_frames(path, SamplingConfig(frames=8)))
+    assert 0 < len(frames) < 8 and [f.index for f in frames] == list(range(len(frames)))
 
 
 def test_truncated_and_corrupt_images(media_dir, tmp_path):
