@@ -22,15 +22,15 @@ from detector.models import create_model
 STARTER = Path(__file__).parent / "weights"  # the starter bundles shipped inside the package
 
 
-def resolve_bundle(choice: str | Path | None, kind: str) -> Path | None:
+def resolve_bundle(choice: str | Path | None, modality: str) -> Path | None:
     """What `--visual`/`--audio` (or `Scorer(visual=..., audio=...)`) name: "starter" the shipped
-    bundle of `kind`, None or "none" no model, anything else a bundle folder."""
+    bundle of `modality`, None or "none" no model, anything else a bundle folder."""
     if choice is None or str(choice) == "none":
         return None
     if str(choice) == "starter":
-        folder = STARTER / kind
+        folder = STARTER / modality
         if not (folder / "bundle.json").is_file():
-            raise FileNotFoundError(f"this installation has no starter {kind} model ({folder}); name a bundle")
+            raise FileNotFoundError(f"this installation has no starter {modality} model ({folder}); name a bundle")
         return folder
     return Path(choice)
 

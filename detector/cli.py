@@ -395,12 +395,12 @@ def starter_cmd(args: argparse.Namespace) -> int:
         table = voice.run(args.data, out, folds, final=not args.table_only)
     Console().print(table.read_text())
     if args.install and not args.table_only:
-        kind = "visual" if args.modality == "face" else "audio"
-        (STARTER / kind).mkdir(parents=True, exist_ok=True)
+        slot = "visual" if args.modality == "face" else "audio"
+        (STARTER / slot).mkdir(parents=True, exist_ok=True)
         for name in ("model.safetensors", "bundle.json"):
-            shutil.copy(out / "bundle" / name, STARTER / kind / name)
-        write_card(STARTER / kind, recipe.CARD, "videos/images" if kind == "visual" else "files")
-        console.print(f"installed as the starter {kind} model in {STARTER / kind}, with its MODEL_CARD.md")
+            shutil.copy(out / "bundle" / name, STARTER / slot / name)
+        write_card(STARTER / slot, recipe.CARD, "videos/images" if slot == "visual" else "files")
+        console.print(f"installed as the starter {slot} model in {STARTER / slot}, with its MODEL_CARD.md")
     return 0
 
 

@@ -37,7 +37,7 @@ def _crop_scan(path: str, size: int, limits: MediaLimits) -> Scan:
     return out
 
 
-def _items(scorer: Scorer, kind: str, rows: list[Row], crops_as_is: bool, workers: int, out: Path, status: dict,
+def _items(scorer: Scorer, modality: str, rows: list[Row], crops_as_is: bool, workers: int, out: Path, status: dict,
            progress):
     """Every upload through the Scorer (its Verdicts kept in verdicts.jsonl): per-crop or per-window
     scores keyed by video (crop datasets: group and label, as the crop cache keys them), and upload scores."""
@@ -56,8 +56,8 @@ def _items(scorer: Scorer, kind: str, rows: list[Row], crops_as_is: bool, worker
             if isinstance(v, ErrorRecord):
                 status["error"] += 1
                 continue
-            result = v.visual if kind == "visual" else v.audio
-            scores = ([f.score for t in result.faces for f in t.frames] if kind == "visual"
+            result = v.visual if modality == "visual" else v.audio
+            scores = ([f.score for t in result.faces for f in t.frames] if modality == "visual"
                       else [s.score for s in result.segments if s.score is not None]) if result else []
             status["ok" if scores else "no_signal"] += 1
             row = by_path[v.path]

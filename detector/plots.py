@@ -96,11 +96,11 @@ def histogram_figure(curves: Curves, thresholds: dict[str, float]):
     return fig
 
 
-def write_plots(out: str | Path, kind: str, curves: Curves, thresholds: dict[str, float]) -> dict[str, str]:
+def write_plots(out: str | Path, modality: str, curves: Curves, thresholds: dict[str, float]) -> dict[str, str]:
     """Save the figures as PNGs in `out`; returns {figure: file name} for report.json."""
     figures = {"roc": roc_figure(curves, thresholds), "reliability": reliability_figure(curves),
                "histograms": histogram_figure(curves, thresholds)}
-    if kind == "audio":
+    if modality == "audio":
         figures["det"] = det_figure(curves)
     names = {}
     for name, fig in figures.items():

@@ -29,8 +29,9 @@ class EngineConfig(Settings):
     max_wait_ms: float = Field(20, ge=0)  # a partly filled batch runs after this long
     max_in_flight: int = Field(16, ge=1)  # uploads claimed by this process at once
     job_lease_s: float = Field(60, gt=0)  # a claimed job whose owner vanished returns to the queue after this
-    max_attempts: int = Field(2, ge=1)  # a job that kills its worker this many times fails
+    max_attempts: int = Field(2, ge=1)  # a job whose worker died (once read alone) or lease ran out this often fails
     job_timeout_s: float = Field(600, gt=0)  # reading one upload (frames, faces, sound track, C2PA), at most
+    admission_timeout_s: float = Field(30, gt=0)  # probing an upload's header before it is accepted, at most
     poll_s: float = Field(0.2, gt=0)  # how often an idle engine looks for queued jobs
     device: str = "auto"
 

@@ -50,7 +50,7 @@ class Engine:
             "thumbnail_side": THUMBNAIL_SIDE, "faces": faces and faces.model_copy(update={"device": "cpu"})})
         self.scanner = Scanner(settings, e.workers, e.job_timeout_s)
         # the API's check of an upload's header: in a worker too, so that no upload can hang or crash the server
-        self.admission = Scanner(settings, 1, e.job_timeout_s, fn=probe_only)
+        self.admission = Scanner(settings, 2, e.admission_timeout_s, fn=probe_only)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.in_flight: dict[str, dict] = {}  # upload id -> job row
         self._lock = threading.Lock()

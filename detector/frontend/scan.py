@@ -95,6 +95,8 @@ def probe_only(path: str, settings: ScanSettings) -> Scan:
     try:
         return Scan(path, info=probe(path, settings.limits))
     except Exception as e:  # noqa: BLE001 - whatever the decoder raised ends this upload
+        if not hasattr(e, "reason"):
+            log.exception("probing %s", path)
         return Scan(path, error=error_record(e))
 
 
@@ -168,9 +170,6 @@ def thumbnail(image: np.ndarray, side: int) -> bytes:
     return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
 
-CANCELLED = {"type": "Cancelled", "reason": "cancelled", "message": "the scanner was closed before reading it"}
-
-
 def _init_worker() -> None:
     import torch
 
@@ -184,6 +183,9 @@ def _exit_with_parent() -> None:
     os._exit(1)
 
 
+CANCELLED = {"type": "Cancelled", "reason": "cancelled", "message": "the scanner was closed before reading it"}
+
+
 class Scanner:
     """Runs `fn` (`scan`) in `workers` processes; every `submit` gets exactly one Scan back.
 
@@ -191,7 +193,8 @@ class Scanner:
     runs over it stops its workers (new ones take over) and comes back with reason `timeout`; the
     scans beside it are read again. When a worker dies, the scans that were in flight are read again
     one at a time in a worker of their own: the one that kills that worker too comes back with
-    `worker_crash`, the others with what they read. `done` runs on a result thread: keep it short.
+    `worker_crash`, the others with what they read. `done` runs on whichever thread settles the scan
+    (a result thread, or the caller of `submit` or `close`): keep it short.
     """
 
     def __init__(self, settings: ScanSettings, workers: int = 2, timeout_s: float | None = None,
@@ -216,9 +219,13 @@ class Scanner:
     def submit(self, path: str | Path, done: Callable[[Scan], None]) -> None:
         self._queue(str(path), done, "shared")
 
-    def _queue(self, path: str, done: Callable[[Scan], None], name: str) -> None:
+    def _queue(self, path: str, done: Callable[[Scan], None], name: str, again: bool = False) -> None:
         with self._lock:
-            self._waiting[name].append((path, done))
+            closed = self._closed
+            if not closed:  # a scan read again goes first: it has waited already
+                (self._waiting[name].appendleft if again else self._waiting[name].append)((path, done))
+        if closed:
+            return _answer(done, Scan(path, error=CANCELLED))
         self._fill(name)
 
     def _fill(self, name: str) -> None:
@@ -228,13 +235,19 @@ class Scanner:
                 if self._closed or self._busy[name] >= self._size[name] or not self._waiting[name]:
                     return
                 path, done = self._waiting[name].popleft()
-                self._busy[name] += 1
                 pool = self._pools[name] or self._renew(name)
                 try:
-                    future = pool.submit(self.fn, path, self.settings)
-                except BrokenProcessPool:  # a worker died: new ones take over
-                    pool = self._renew(name)
-                    future = pool.submit(self.fn, path, self.settings)
+                    try:
+                        future = pool.submit(self.fn, path, self.settings)
+                    except BrokenProcessPool:  # a worker died: new ones take over
+                        pool = self._renew(name)
+                        future = pool.submit(self.fn, path, self.settings)
+                    self._busy[name] += 1
+                except Exception as e:  # noqa: BLE001 - no worker could be started (out of processes, memory)
+                    future, failed = None, Scan(path, error=error_record(e, "starting a worker: "))
+            if future is None:
+                _answer(done, failed)
+                continue
             timer = threading.Timer(self.timeout_s, self._expire, (future, pool)) if self.timeout_s else None
             if timer:
                 timer.daemon = True
@@ -249,12 +262,10 @@ class Scanner:
             self._late.add(future)
             self._stopped.add(pool)
             for name, current in self._pools.items():
-                if current is pool:
+                if current is pool and not self._closed:
                     self._renew(name)
         log.warning("a scan ran over %g s: stopping its workers", self.timeout_s)
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.kill()  # its futures then fail with BrokenProcessPool
-        pool.shutdown(wait=False)
+        _stop(pool)
 
     def _finished(self, future: Future, pool: ProcessPoolExecutor, path: str, timer: threading.Timer | None,
                   done: Callable[[Scan], None], name: str) -> None:
@@ -272,22 +283,22 @@ class Scanner:
             if late:
                 result = Scan(path, error={"type": "TimeoutError", "reason": "timeout",
                                            "message": f"reading the upload took over {self.timeout_s:g} s"})
-            elif closed:
+            elif future.cancelled() or (broken and closed):  # close() stopped it
                 result = Scan(path, error=CANCELLED)
             elif broken and (stopped or name == "shared"):
                 # stopped for another scan's timeout: read it again; in flight when a worker died: read it alone
-                self._queue(path, done, name if stopped else "alone")
+                self._queue(path, done, name if stopped else "alone", again=True)
                 return self._fill(name)
             elif broken:  # read alone, and it killed that worker too
                 result = Scan(path, error={"type": "WorkerCrash", "reason": "worker_crash",
                                            "message": "reading this upload stopped its worker"})
             else:
                 result = Scan(path, error=error_record(e))
-        done(result)
+        _answer(done, result)
         self._fill(name)
 
     def close(self) -> None:
-        """Stop the workers; scans not finished come back with reason `cancelled`."""
+        """Stop the workers at once; scans not finished come back with reason `cancelled`."""
         with self._lock:
             self._closed = True
             pools = [p for p in self._pools.values() if p]
@@ -295,15 +306,29 @@ class Scanner:
             for q in self._waiting.values():
                 q.clear()
         for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _stop(pool)
         for path, done in waiting:
-            done(Scan(path, error=CANCELLED))
+            _answer(done, Scan(path, error=CANCELLED))
 
     def __enter__(self) -> "Scanner":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers (their scans fail with BrokenProcessPool) and let it go."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.kill()  # before shutdown, which forgets them (and a hung one would then hold up exit)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _answer(done: Callable[[Scan], None], result: Scan) -> None:
+    try:
+        done(result)
+    except Exception:  # a caller's callback failing must not stop the scanner
+        log.exception("handing back the scan of %s", result.path)
 
 
 def scan_many(paths: Iterable[str | Path], settings: ScanSettings, workers: int = 2,

@@ -101,6 +101,7 @@ class ResultsFile:
 
 
 def _models(models: list[dict]) -> str:
-    """Which model versions decided, at which thresholds: `visual:starter-face@0a1b review=0.4 likely_fake=0.7`."""
-    return "; ".join(f"{m['modality']}:{m['name']}@{m['version']} review={m['thresholds']['review']:.4g} "
+    """Which model versions decided, at which thresholds: `visual:starter-face@0a1b review=0.4 likely_fake=0.7`
+    (older results files call the modality `kind`)."""
+    return "; ".join(f"{m.get('modality', m.get('kind'))}:{m['name']}@{m['version']} review={m['thresholds']['review']:.4g} "
                      f"likely_fake={m['thresholds']['likely_fake']:.4g}" for m in models)

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, Literal
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from detector.frontend.audio import aggregate
 from detector.scoring.batching import Batcher
@@ -61,7 +61,7 @@ class AudioResult(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    modality: str  # visual | audio
+    modality: str = Field(validation_alias=AliasChoices("modality", "kind"))  # visual | audio (older Verdicts: "kind")
     name: str
     version: str  # content hash of the weights
     thresholds: Thresholds  # the calibrated scores at which this model says review and likely_fake

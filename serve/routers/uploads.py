@@ -22,7 +22,7 @@ from serve.store.public import iso, public_item, public_upload
 from serve.webhooks import Refused, address
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
-MEDIA_STATUS = {"unsupported": 415, "too_large": 413}  # by the probe's reason; any other: 422
+MEDIA_STATUS = {"unsupported": 415, "too_large": 413, "cancelled": 503}  # by the probe's reason; any other: 422
 MULTIPART_SLACK = 64 * 1024  # form boundaries and fields around the file
 MAX_METADATA, MAX_URL = 10_000, 2048  # characters, from the query or the form alike
 _URL = TypeAdapter(AnyHttpUrl)
@@ -156,7 +156,6 @@ async def _chunks(part):
         yield chunk
 
 
-
 async def _probe(service: Service, path: Path) -> Scan:
     """The upload's header read by the engine's admission worker (under the job time limit)."""
     loop = asyncio.get_running_loop()
@@ -166,8 +165,9 @@ async def _probe(service: Service, path: Path) -> Scan:
         with contextlib.suppress(RuntimeError):  # the server is stopping: nobody waits any more
             loop.call_soon_threadsafe(lambda: checked.done() or checked.set_result(scan))
 
-    service.engine.admission.submit(path, answer)
+    await run_in_threadpool(service.engine.admission.submit, path, answer)  # it may start a worker
     return await checked
+
 
 def _metadata(raw: str | None) -> dict:
     if not raw:

@@ -86,7 +86,7 @@ def probe_that_hangs(path: str, settings):
 @pytest.fixture(scope="module")
 def server(bundles, tmp_path_factory):
     folder = tmp_path_factory.mktemp("faults")
-    cfg = server_config(bundles, folder, sampling=SAMPLING, engine={"workers": 1, "job_timeout_s": 10})
+    cfg = server_config(bundles, folder, sampling=SAMPLING, engine={"workers": 1, "job_timeout_s": 10, "admission_timeout_s": 5})
     with in_process(cfg) as (client, api):
         yield client, api
 

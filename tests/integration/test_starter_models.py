@@ -23,9 +23,9 @@ def test_score_uses_the_shipped_models_without_warnings(media_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "warning" not in r.stderr.lower()
     (verdict,) = map(json.loads, out.read_text().splitlines())
-    shipped = {kind: json.loads((STARTER / kind / "bundle.json").read_text()) for kind in ("visual", "audio")}
+    shipped = {modality: json.loads((STARTER / modality / "bundle.json").read_text()) for modality in ("visual", "audio")}
     assert {m["modality"]: (m["name"], m["version"], m["thresholds"], m["demo"]) for m in verdict["models"]} == {
-        kind: (b["name"], b["version"], b["thresholds"], False) for kind, b in shipped.items()}
+        modality: (b["name"], b["version"], b["thresholds"], False) for modality, b in shipped.items()}
     (row,) = csv.DictReader(open(tmp_path / "r.csv", newline=""))
     audio = shipped["audio"]
     assert f"audio:starter-voice@{audio['version']} review={audio['thresholds']['review']:.4g}" in row["models"]
@@ -34,11 +34,11 @@ def test_score_uses_the_shipped_models_without_warnings(media_dir, tmp_path):
 def test_shipped_bundles_are_small_and_say_how_they_were_made():
     sizes = [p.stat().st_size for p in STARTER.rglob("model.safetensors")]
     assert len(sizes) == 2 and sum(sizes) <= 30 * 2**20
-    for kind in ("visual", "audio"):
-        meta = BundleMeta.model_validate_json((STARTER / kind / "bundle.json").read_text())
+    for modality in ("visual", "audio"):
+        meta = BundleMeta.model_validate_json((STARTER / modality / "bundle.json").read_text())
         assert not meta.demo and meta.name.startswith("starter-") and meta.metrics["loso"]
         assert 0 < meta.thresholds.review <= meta.thresholds.likely_fake < 1
-        assert (STARTER / kind / "MODEL_CARD.md").is_file()
+        assert (STARTER / modality / "MODEL_CARD.md").is_file()
 
 
 def test_a_demo_bundle_is_warned_about(media_dir, tmp_path, cli):

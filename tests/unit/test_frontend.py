@@ -84,9 +84,21 @@ def test_an_upload_that_stops_its_worker_fails_alone(culprit, reason, media_dir,
     (tmp_path / culprit).write_bytes((media_dir / ("chirp.wav" if culprit == "hang.wav" else "pan.mp4")).read_bytes())
     innocent = [media_dir / n for n in ("pan.mp4", "astronaut.jpg", "chirp.wav", "silent.mp4")]
     answers: queue.SimpleQueue = queue.SimpleQueue()
-    with Scanner(SETTINGS, workers=2, timeout_s=5, fn=faulty_scan) as scanner:
+    with Scanner(SETTINGS, workers=2, timeout_s=20, fn=faulty_scan) as scanner:  # ample for the others
         for path in (tmp_path / culprit, *innocent):  # beside it in the workers, or waiting for one
             scanner.submit(path, answers.put)
         got = {Path(s.path).name: s for s in (answers.get(timeout=60) for _ in range(5))}
     assert got[culprit].error["reason"] == reason
     assert all(got[p.name].error is None for p in innocent)
+
+
+def test_closing_stops_the_workers_and_answers_every_scan(media_dir, tmp_path):
+    (tmp_path / "hang.wav").write_bytes((media_dir / "chirp.wav").read_bytes())
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+    scanner = Scanner(SETTINGS, workers=1, timeout_s=600, fn=faulty_scan)
+    scanner.submit(tmp_path / "hang.wav", answers.put)  # holds the only worker
+    scanner.submit(media_dir / "astronaut.jpg", answers.put)  # waits for it
+    scanner.close()
+    scanner.submit(media_dir / "coffee.png", answers.put)  # after close
+    got = {Path(s.path).name: s.error["reason"] for s in (answers.get(timeout=30) for _ in range(3))}
+    assert got == {"hang.wav": "cancelled", "astronaut.jpg": "cancelled", "coffee.png": "cancelled"}

@@ -44,3 +44,15 @@ def test_logistic_fusion_learns_which_modality_to_trust():
     assert Fusion.model_validate_json(fusion.model_dump_json()) == fusion  # stored and read back as JSON
     with pytest.raises(ValueError):
         fit_fusion(scores[:3], [0, 0, 0])
+
+
+def test_files_written_before_kind_was_renamed_still_load():
+    from detector.bundle import BundleMeta
+    from detector.scoring.calibration import Calibration
+    from detector.scoring.scorer import ModelInfo
+
+    meta = BundleMeta.model_validate({"kind": "audio", "family": "lcnn", "model": {}, "calibration": {"kind": "platt"}})
+    assert meta.modality == "audio" and meta.calibration.method == "platt"
+    assert Calibration.model_validate({"kind": "temperature", "a": 0.5}).method == "temperature"
+    assert Fusion.model_validate({"kind": "weighted"}).rule == "weighted"
+    assert ModelInfo.model_validate({"kind": "visual", "name": "n", "version": "v", "thresholds": {}}).modality == "visual"
