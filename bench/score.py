@@ -6,10 +6,12 @@ On the real clips of ../shared/data/video, 32 frames each, the same machine and 
 - the Scorer (`score_many`: worker processes decode and find faces, crops batched into the classifier);
 - naive: OpenCV seeks each sampled frame, facenet-pytorch MTCNN at full resolution, one crop at a
   time through the classifier;
-- the bound: face detection alone (the front end's detect-then-track on each clip's decoded frames) and the classifier alone at its
-  best batch size; the slower of the two bounds the pipeline. With decoding alone too, the rate of
-  all three stages taking turns on the same cores (what two cores can do at most without overlap
-  gains) is printed as well.
+- each stage alone, run as the Scorer runs it: decoding and face detection (detect, then track)
+  on one thread, as each of the two worker processes does, and the classifier on every core at its
+  best batch size. Two bounds: the slowest stage with the machine to itself (the workers' stages
+  at twice their one-thread rate), and the cores shared: the stages' CPU time per frame added up
+  (what the cores can do at most when every stage needs them). Each stage's share of that time is
+  the profile.
 Then peak memory (max RSS of a child process) scoring a generated 1080p video of --long-minutes.
 The classifier is an untrained efficientnet_b0 at 224 px: speed does not depend on its weights.
 """
@@ -17,6 +19,7 @@ The classifier is an untrained efficientnet_b0 at 224 px: speed does not depend 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -127,9 +130,12 @@ def main() -> None:
     frames = [f for fs in by_clip for f in fs]
     decode_rate = len(frames) / (time.perf_counter() - start)
     detector = FaceDetector()
-    start = time.perf_counter()  # as the front end detects: one clip's frames per call (detect, then track)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a worker: one clip's frames per call (detect, then track)
+    start = time.perf_counter()
     found = [ff.faces for fs in by_clip for ff in detector.scan(fs)]
     detect_rate = len(frames) / (time.perf_counter() - start)
+    torch.set_num_threads(threads)
     crops = [face.crop for faces in found for face in faces]
     net = scorer.visual[0]
     best = 0.0
@@ -138,18 +144,23 @@ def main() -> None:
         crop_logits(net, scorer.visual[1], crops, batch_size=bs)
         best = max(best, len(crops) / (time.perf_counter() - start))
     classify_rate = best * len(crops) / len(frames)  # in frames/s, at the clips' faces per frame
-    bound = min(detect_rate, classify_rate)
-    shared = 1 / (1 / decode_rate + 1 / detect_rate + 1 / classify_rate)  # every stage on the same cores, in turn
-    print(f"stages alone: decoding {decode_rate:.1f} frames/s, face detection {detect_rate:.1f} frames/s, "
-          f"classifier {best:.1f} crops/s = {classify_rate:.1f} frames/s; slowest-stage bound {bound:.1f} frames/s; "
-          f"all three sharing the cores: {shared:.1f} frames/s", flush=True)
+    workers = min(2, os.cpu_count() or 1)  # the Scorer's default worker processes, one thread each
+    alone = {"decoding": workers * decode_rate, "face detection": workers * detect_rate, "classifier": classify_rate}
+    bound = min(alone.values())
+    seconds = {k: 1 / v for k, v in alone.items()}  # machine-seconds per frame, each stage on every core
+    shared = 1 / sum(seconds.values())
+    print(f"stages alone (one thread): decoding {decode_rate:.1f} frames/s, face detection {detect_rate:.1f} frames/s; "
+          f"classifier ({threads} threads) {best:.1f} crops/s = {classify_rate:.1f} frames/s", flush=True)
+    print(f"slowest-stage bound ({min(alone, key=alone.get)}, {workers} workers): {bound:.1f} frames/s; "
+          f"the cores shared: {shared:.1f} frames/s; its time by stage: "
+          + ", ".join(f"{k} {v * shared:.0%}" for k, v in seconds.items()), flush=True)
 
     start = time.perf_counter()
     naive(clips, args.frames, net)
     naive_rate = n / (time.perf_counter() - start)
     print(f"naive: {naive_rate:.2f} frames/s", flush=True)
     print(f"scorer / naive: {n / ours / naive_rate:.2f}x; scorer / slowest-stage bound: {n / ours / bound:.0%}; "
-          f"scorer / stages sharing the cores: {n / ours / shared:.0%}", flush=True)
+          f"scorer / the cores shared: {n / ours / shared:.0%}", flush=True)
 
     if args.long_minutes > 0:
         rss, size = peak_memory(args.long_minutes, bundle)

@@ -74,7 +74,7 @@ class FaceConfig(FrozenSettings):
     detect_scale: float = Field(1.0, gt=0, le=1)
     detect_max_side: int | None = Field(960, gt=0)
     min_face_px: int = Field(40, gt=0)  # in full-resolution pixels
-    # MTCNN stage thresholds (DFDC winner's); the last is the minimum face probability
+    # MTCNN stage thresholds (DFDC winner's); the last is the least probability of a face found anew
     thresholds: tuple[float, float, float] = (0.85, 0.95, 0.95)
     # frames per detector call; None: 1 on CPU (measured fastest, bench/faces.py), 32 on CUDA
     batch_size: int | None = Field(None, gt=0)
@@ -85,7 +85,9 @@ class FaceConfig(FrozenSettings):
     track_min_face: float = Field(0.5, gt=0)  # every k-th frame: faces down to this x the smallest tracked one
     track_pad: float = Field(1.2, ge=1)  # carried box refined as it is and enlarged by this ...
     track_shift: float = Field(0.1, ge=0)  # ... and moved by this x its side left, right, up, down
-    track_rnet: bool = True  # R-Net before O-Net on the carried boxes
+    track_rnet: bool = True  # R-Net before O-Net on the carried boxes ...
+    track_merge: float = Field(0.3, gt=0, le=1)  # ... its boxes merged (NMS) at this IoU: fewer for O-Net
+    track_keep: float = Field(0.9, ge=0, le=1)  # a followed face stays while O-Net gives it this (a new one: thresholds[2])
     scene_change: float = Field(40.0, gt=0)  # mean absolute difference (0-255) of 32 px thumbnails
     crop_size: int = Field(224, gt=0)  # model input size
     crop_scale: float = Field(1.3, ge=1)  # square side = scale x longer box side (DeepfakeBench)

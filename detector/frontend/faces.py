@@ -159,7 +159,8 @@ class FaceDetector:
         x1, y1 = np.minimum(np.ceil(boxes[:, 2:].max(0)) + 2, [w, h]).astype(int)
         region = _resize(image[y0:y1, x0:x1], s)
         (b, p), = self._cascade.refine(region[None], (boxes - [x0, y0, x0, y0]) * s, np.zeros(len(boxes)),
-                                       rnet=self.cfg.track_rnet)
+                                       rnet=self.cfg.track_rnet, iou=self.cfg.track_merge,
+                                       keep=self.cfg.track_keep)
         return self._faces(image, b, p, s, crops, (x0, y0))
 
     def _frame_faces(self, frames: list[Frame], crops: bool) -> list[FrameFaces]:

@@ -40,14 +40,18 @@ class Cascade(torch.nn.Module):
 
     @torch.inference_mode()
     def refine(self, images: np.ndarray, boxes: np.ndarray, inds: np.ndarray,
-               rnet: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Stages 2 (optional) and 3 only, on known boxes (N, 4) of images `inds`: as `forward`."""
+               rnet: bool = True, iou: float = 0.7, keep: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Stages 2 (optional) and 3 only, on known boxes (N, 4) of images `inds`: as `forward`.
+
+        `iou`: stage 2's survivors are merged (NMS) at this overlap before stage 3; `keep`: stage 3's
+        threshold instead of the cascade's.
+        """
         x = _normalise(images, self.device)
         b = rerec(torch.tensor(np.asarray(boxes), dtype=torch.float32, device=self.device))
         i = torch.as_tensor(np.asarray(inds), dtype=torch.long, device=self.device)
         if rnet:
-            b, i = self._refine(x, b, i)
-        b, i, points = self._output(x, b, i)
+            b, i = self._refine(x, b, i, iou)
+        b, i, points = self._output(x, b, i, keep)
         b, i, points = b.cpu().numpy(), i.cpu().numpy(), points.cpu().numpy()
         return [(b[i == k], points[i == k]) for k in range(len(images))]
 
@@ -84,8 +88,8 @@ class Cascade(torch.nn.Module):
                              boxes[:, 2] + reg[:, 2] * bw, boxes[:, 3] + reg[:, 3] * bh, boxes[:, 4]], 1)
         return rerec(boxes), inds
 
-    def _refine(self, x, boxes, inds):
-        """Stage 2: R-Net on 24 px crops of the proposals."""
+    def _refine(self, x, boxes, inds, iou: float = 0.7):
+        """Stage 2: R-Net on 24 px crops of the proposals; NMS at `iou`."""
         if not len(boxes):
             return boxes, inds
         reg, prob = self.rnet(_crops(x, boxes, inds, 24))
@@ -93,16 +97,16 @@ class Cascade(torch.nn.Module):
         ok = score > self.thresholds[1]
         boxes = torch.cat([boxes[ok, :4], score[ok, None]], 1)
         inds, reg = inds[ok], reg[ok]
-        keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+        keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, iou)
         return rerec(bbreg(boxes[keep], reg[keep])), inds[keep]
 
-    def _output(self, x, boxes, inds):
+    def _output(self, x, boxes, inds, threshold: float | None = None):
         """Stage 3: O-Net on 48 px crops: final boxes, probabilities and five landmarks."""
         if not len(boxes):
             return boxes.reshape(0, 5), inds, torch.zeros(0, 5, 2)
         reg, pts, prob = self.onet(_crops(x, boxes, inds, 48))
         score = prob[:, 1]
-        ok = score > self.thresholds[2]
+        ok = score > (self.thresholds[2] if threshold is None else threshold)
         boxes = torch.cat([boxes[ok, :4], score[ok, None]], 1)
         inds, reg, pts = inds[ok], reg[ok], pts[ok]
         bw = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]

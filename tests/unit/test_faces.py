@@ -113,6 +113,16 @@ def test_following_keeps_a_face_that_moves_a_little():
     assert followed.prob > 0.95 and followed.crop.shape == (224, 224, 3)
 
 
+def test_a_followed_face_needs_only_track_keep():
+    """A face found before stays at O-Net's `track_keep`, where a new face would need thresholds[2]."""
+    frames = moving_face(2)
+    (before,) = FaceDetector(FaceConfig(device="cpu")).detect([frames[0].image])[0]
+    strict = FaceDetector(FaceConfig(device="cpu", thresholds=(0.85, 0.95, 1.0), track_keep=0.9))
+    assert strict.detect([frames[1].image])[0] == []  # no face is new at probability above 1
+    (followed,) = strict.follow(frames[1].image, [before], 96 / (before.box[2] - before.box[0]))
+    assert followed.prob > 0.9
+
+
 def test_full_cascade_on_every_kth_frame_only():
     frames = moving_face(10)
     assert detections(FaceDetector(FaceConfig(device="cpu", track_every=4)), frames)[0] == [0, 4, 8]
