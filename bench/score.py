@@ -6,12 +6,12 @@ On the real clips of ../shared/data/video, 32 frames each, the same machine and 
 - the Scorer (`score_many`: worker processes decode and find faces, crops batched into the classifier);
 - naive: OpenCV seeks each sampled frame, facenet-pytorch MTCNN at full resolution, one crop at a
   time through the classifier;
-- each stage alone, run as the Scorer runs it: decoding and face detection (detect, then track)
-  on one thread, as each of the two worker processes does, and the classifier on every core at its
-  best batch size. Two bounds: the slowest stage with the machine to itself (the workers' stages
-  at twice their one-thread rate), and the cores shared: the stages' CPU time per frame added up
-  (what the cores can do at most when every stage needs them). Each stage's share of that time is
-  the profile.
+- each stage alone, run as the Scorer runs it: decoding (FFmpeg's own threads) and face detection
+  (detect, then track, one torch thread) as in each of the two worker processes, the classifier on
+  every core at its best batch size; wall and CPU time (`process_time`) of each. Two bounds: the
+  slowest stage with the machine to itself (the workers' stages in two processes, at most the
+  cores' CPU time), and the cores shared: the stages' CPU time per frame added up (what the cores
+  can do at most when every stage needs them). Each stage's share of that CPU time is the profile.
 Then peak memory (max RSS of a child process) scoring a generated 1080p video of --long-minutes.
 The classifier is an untrained efficientnet_b0 at 224 px: speed does not depend on its weights.
 """
@@ -73,6 +73,13 @@ def naive(clips: list[Path], frames: int, net: torch.nn.Module) -> int:
     return faces
 
 
+def timed(fn):
+    """fn's result, wall seconds and CPU seconds (every thread of this process, the decoder's included)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def peak_memory(minutes: float, bundle: Path) -> tuple[float, float]:
     """Max RSS (GiB) of a child that scores a generated 1080p video, and the video's size."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,35 +132,33 @@ def main() -> None:
     print(f"scorer: {len(verdicts)} uploads, {n} frames in {ours:.1f} s = {len(verdicts) / ours:.2f} uploads/s, "
           f"{n / ours:.1f} frames/s", flush=True)
 
-    start = time.perf_counter()
-    by_clip = [list(iter_frames(c, SamplingConfig(frames=args.frames))) for c in clips]
+    by_clip, wall, cpu = timed(lambda: [list(iter_frames(c, SamplingConfig(frames=args.frames))) for c in clips])
     frames = [f for fs in by_clip for f in fs]
-    decode_rate = len(frames) / (time.perf_counter() - start)
+    stages = {"decoding": (wall, cpu)}
     detector = FaceDetector()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a worker: one clip's frames per call (detect, then track)
-    start = time.perf_counter()
-    found = [ff.faces for fs in by_clip for ff in detector.scan(fs)]
-    detect_rate = len(frames) / (time.perf_counter() - start)
+    found, *stages["face detection"] = timed(lambda: [ff.faces for fs in by_clip for ff in detector.scan(fs)])
     torch.set_num_threads(threads)
     crops = [face.crop for faces in found for face in faces]
     net = scorer.visual[0]
-    best = 0.0
-    for bs in (1, 8, 32, 64):
-        start = time.perf_counter()
-        crop_logits(net, scorer.visual[1], crops, batch_size=bs)
-        best = max(best, len(crops) / (time.perf_counter() - start))
-    classify_rate = best * len(crops) / len(frames)  # in frames/s, at the clips' faces per frame
-    workers = min(2, os.cpu_count() or 1)  # the Scorer's default worker processes, one thread each
-    alone = {"decoding": workers * decode_rate, "face detection": workers * detect_rate, "classifier": classify_rate}
+    batches = {bs: timed(lambda: crop_logits(net, scorer.visual[1], crops, batch_size=bs))[1:] for bs in (1, 8, 32, 64)}
+    best = min(batches, key=lambda bs: batches[bs][0])
+    stages["classifier"] = batches[best]
+    cores, workers = os.cpu_count() or 1, min(2, os.cpu_count() or 1)  # the Scorer's default worker processes
+    per_frame = {k: (w / len(frames), c / len(frames)) for k, (w, c) in stages.items()}  # wall, CPU seconds
+    # alone: the workers' stages in `workers` processes (at most the cores' CPU time), the classifier as measured
+    alone = {k: 1 / w if k == "classifier" else min(workers / w, cores / c) for k, (w, c) in per_frame.items()}
     bound = min(alone.values())
-    seconds = {k: 1 / v for k, v in alone.items()}  # machine-seconds per frame, each stage on every core
-    shared = 1 / sum(seconds.values())
-    print(f"stages alone (one thread): decoding {decode_rate:.1f} frames/s, face detection {detect_rate:.1f} frames/s; "
-          f"classifier ({threads} threads) {best:.1f} crops/s = {classify_rate:.1f} frames/s", flush=True)
-    print(f"slowest-stage bound ({min(alone, key=alone.get)}, {workers} workers): {bound:.1f} frames/s; "
-          f"the cores shared: {shared:.1f} frames/s; its time by stage: "
-          + ", ".join(f"{k} {v * shared:.0%}" for k, v in seconds.items()), flush=True)
+    cpu_total = sum(c for _, c in per_frame.values())
+    shared = cores / cpu_total  # every stage's CPU time per frame added up, spread over the cores
+    print("stages alone: " + "; ".join(f"{k} {1 / w:.1f} frames/s, {c * 1e3:.1f} CPU ms per frame"
+                                        for k, (w, c) in per_frame.items())
+          + f" (detection on 1 thread, the classifier on {threads} at batch {best}: {len(crops) / stages['classifier'][0]:.1f} "
+          f"crops/s, {len(crops) / len(frames):.2f} faces per frame)", flush=True)
+    print(f"slowest-stage bound ({min(alone, key=alone.get)}; {workers} workers): {bound:.1f} frames/s; the cores "
+          f"shared: {shared:.1f} frames/s; CPU time by stage: "
+          + ", ".join(f"{k} {c / cpu_total:.0%}" for k, (_, c) in per_frame.items()), flush=True)
 
     start = time.perf_counter()
     naive(clips, args.frames, net)

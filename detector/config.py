@@ -96,6 +96,13 @@ class FaceConfig(FrozenSettings):
     track_centre: float = Field(0.5, gt=0)  # ... or whose centres are this many box sides apart
     track_max_gap: int = Field(4, ge=0)  # sampled frames a track may miss and still continue
 
+    @model_validator(mode="after")
+    def _keep_no_stricter_than_finding(self) -> "FaceConfig":
+        if self.track_keep > self.thresholds[2]:
+            raise ValueError("faces.track_keep must not exceed faces.thresholds[2]: a face once found is kept "
+                             "at that probability or less")
+        return self
+
     @property
     def scale(self) -> float:
         """Square crop side relative to the box's longer side."""

@@ -22,7 +22,9 @@ from detector.config import MediaLimits, SamplingConfig
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-_SKIP_AHEAD = 1  # frames before a target from which every frame is decoded again (4: 10% slower, bench/faces.py)
+_SKIP_AHEAD = 1  # frames before a target from which every frame is decoded again (4: 10% slower, bench/faces.py) ...
+_SKIP_SPACING = 8  # ... where targets are this many frames apart: closer, a late frame could stand for two
+_SEEK_MARGIN = 4  # frames: an open GOP shows a keyframe up to a run of B-frames later than its index time says
 MediaType = Literal["image", "video", "audio"]
 
 
@@ -273,6 +275,9 @@ def iter_frames(
         fps = info.fps or 25.0
         half = 0.5 / fps
         keyframes = keyframe_times(stream)
+        margin = int(round(_SEEK_MARGIN / fps / tb))
+        spacing = float(np.diff(targets).min()) * fps if len(targets) > 1 else math.inf
+        skip_ahead = _SKIP_AHEAD if spacing >= _SKIP_SPACING else math.inf
         decoded = None  # frame generator
         pos = -math.inf  # pts of the last decoded frame
         last_t = -math.inf  # time of the last yielded frame
@@ -280,10 +285,10 @@ def iter_frames(
             for target in targets:
                 if last_t >= target - half:
                     continue  # that frame is already out (VFR, or more targets than frames)
-                target_pts = start + int(round((target - half) / tb))
-                k = bisect_right(keyframes, target_pts) - 1
+                aim = start + int(round((target - half) / tb)) - margin  # a keyframe at or before the target
+                k = bisect_right(keyframes, aim) - 1
                 if decoded is None or (k >= 0 and keyframes[k] > pos):
-                    container.seek(max(target_pts, start), stream=stream, backward=True)
+                    container.seek(max(aim, start), stream=stream, backward=True)
                     decoded = container.decode(stream)
                 for frame in decoded:
                     pts = frame.pts if frame.pts is not None else pos + 1
@@ -292,7 +297,7 @@ def iter_frames(
                     # far from the target, skip frames that no other frame refers to (a third of
                     # H.264's work); a target that is one of them gets the next decoded frame (a
                     # run of B-frames later at most)
-                    near = (target - t) * fps <= _SKIP_AHEAD
+                    near = (target - t) * fps <= skip_ahead
                     stream.codec_context.skip_frame = "DEFAULT" if near else "NONREF"
                     if t >= target - half:
                         last_t = t

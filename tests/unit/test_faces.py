@@ -120,7 +120,13 @@ def test_a_followed_face_needs_only_track_keep():
     strict = FaceDetector(FaceConfig(device="cpu", thresholds=(0.85, 0.95, 1.0), track_keep=0.9))
     assert strict.detect([frames[1].image])[0] == []  # no face is new at probability above 1
     (followed,) = strict.follow(frames[1].image, [before], 96 / (before.box[2] - before.box[0]))
-    assert followed.prob > 0.9
+    (now,) = FaceDetector(FaceConfig(device="cpu")).detect([frames[1].image])[0]
+    assert iou(followed.box[None], now.box[None])[0, 0] > 0.8
+
+
+def test_track_keep_above_the_finding_threshold_is_refused():
+    with pytest.raises(ValueError, match="track_keep"):
+        FaceConfig(thresholds=(0.85, 0.95, 0.9), track_keep=0.95)
 
 
 def test_full_cascade_on_every_kth_frame_only():

@@ -113,6 +113,31 @@ def test_keyframes_are_placed_by_presentation_time(tmp_path):
         assert keyframe_times(stream) == shown
 
 
+def test_open_gops_lose_no_sampled_frame(tmp_path):
+    """Open GOPs: frames shown before a keyframe are decoded after it, so a keyframe is shown later
+    than its index time plus the stream's usual delay; no target may be lost, sparse or dense."""
+    import av
+
+    path = tmp_path / "open_gop.mp4"
+    pan = list(samples.moving_crop(samples.astronaut(), 40))
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25, options={"g": "12", "bf": "3", "x264-params": "open-gop=1"})
+        s.height, s.width = pan[0].shape[:2]
+        s.pix_fmt = "yuv420p"
+        for i in range(120):
+            img = np.ascontiguousarray(pan[i % 40]).copy()
+            img[:16, :16] = i * 2  # the corner's brightness encodes the index
+            out.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(s.encode())
+    for n in range(8, 121, 3):
+        got = list(iter_frames(path, SamplingConfig(frames=n)))
+        assert len(got) == n
+        index = np.array([round(f.t * 25) for f in got])
+        lag = index - np.linspace(0, 119, n)
+        assert lag.min() >= -0.5 - 1e-6 and lag.max() <= 3.5  # the nearest frame or a run of B-frames later
+        assert np.abs(np.array([f.image[4:12, 4:12].mean() / 2 for f in got]) - index).max() < 1.5
+
+
 def test_variable_frame_rate_keeps_true_timestamps(tmp_path):
     times = [0.0, 0.1, 0.15, 0.5, 0.55, 0.6, 1.5, 1.6, 1.7, 2.0]
     path = samples.write_video(tmp_path / "vfr.mp4", samples.moving_crop(samples.astronaut(), len(times)),
