@@ -19,6 +19,7 @@ The classifier is an untrained efficientnet_b0 at 224 px: speed does not depend 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -145,7 +146,9 @@ def main() -> None:
     batches = {bs: timed(lambda: crop_logits(net, scorer.visual[1], crops, batch_size=bs))[1:] for bs in (1, 8, 32, 64)}
     best = min(batches, key=lambda bs: batches[bs][0])
     stages["classifier"] = batches[best]
-    cores, workers = os.cpu_count() or 1, min(2, os.cpu_count() or 1)  # the Scorer's default worker processes
+    workers = inspect.signature(Scorer.score_many).parameters["workers"].default  # the Scorer's default
+    cores = os.cpu_count() or 1
+    workers = min(workers, cores)
     per_frame = {k: (w / len(frames), c / len(frames)) for k, (w, c) in stages.items()}  # wall, CPU seconds
     # alone: the workers' stages in `workers` processes (at most the cores' CPU time), the classifier as measured
     alone = {k: 1 / w if k == "classifier" else min(workers / w, cores / c) for k, (w, c) in per_frame.items()}

@@ -22,7 +22,7 @@ from detector.config import MediaLimits, SamplingConfig
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-_SKIP_AHEAD = 1  # frames before a target from which every frame is decoded again (4: 10% slower, bench/faces.py) ...
+_SKIP_AHEAD = 1  # frames before a target from which every frame is decoded again (4: about 7% slower, bench/faces.py) ...
 _SKIP_SPACING = 8  # ... where targets are this many frames apart: closer, a late frame could stand for two
 _SEEK_MARGIN = 4  # frames: an open GOP shows a keyframe up to a run of B-frames later than its index time says
 MediaType = Literal["image", "video", "audio"]
