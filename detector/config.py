@@ -68,6 +68,12 @@ class SamplingConfig(FrozenSettings):
         return self
 
 
+# MTCNN stage thresholds when scoring: looser than the crops a model was trained on were cut with, as
+# the DFDC winner detected; a missed face leaves an upload unscored (bench/face_thresholds.py: on 384
+# DFDC face images 10 missed instead of 26, photo face counts 0.966 instead of 0.931, same precision)
+SCORING_THRESHOLDS = (0.7, 0.8, 0.8)
+
+
 class FaceConfig(FrozenSettings):
     device: str = "auto"
     # detect on a downscaled copy (DFDC winner: half size): scale, and a cap on its long side

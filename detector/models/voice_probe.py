@@ -1,8 +1,11 @@
-"""`voice_probe`: a frozen pretrained speaker encoder and spectral statistics under a linear head.
+"""`voice_probe`: frozen pretrained encoders and spectral statistics under a linear head.
 
 Small spoof corpora overfit any network trained from scratch to their recording conditions (the
 LCNN recipes stayed near chance on pages they never saw). This family learns only a linear head,
 over features that generalise:
+- `whisper_mid`, `whisper_top`: Whisper tiny's audio encoder (`detector.foundations.whisper`,
+  trained on 680,000 hours of speech) after its second block, or after its last (with the final
+  norm), as the mean and spread over time of each of its 384 channels.
 - `emb`, `hstats`: the GE2E speaker encoder of Resemblyzer (Apache-2.0; 3-layer LSTM over 40-band
   mel power frames, trained on thousands of speakers) over 1.6 s partials: the mean of its
   embeddings, or the mean and spread over time of its last LSTM layer (how the voice moves).
@@ -21,9 +24,11 @@ import librosa
 import torch
 from torch import nn
 
+from detector.foundations.whisper import WhisperEncoder
 from detector.models import register_model
 
-FEATURES = {"emb": 256, "hstats": 512, "bands": 96, "mel": 120}
+FEATURES = {"emb": 256, "hstats": 512, "bands": 96, "mel": 120, "whisper_mid": 768, "whisper_top": 768}
+_WHISPER_TAPS = {"whisper_mid": 1, "whisper_top": 3}  # index of the block whose output each feature reads
 _PARTIAL, _PARTIAL_HOP = 160, 80  # mel frames (10 ms) per encoder partial, and between partials
 
 
@@ -50,7 +55,10 @@ class VoiceProbe(nn.Module):
             raise ValueError(f"unknown voice features {sorted(unknown)}; known: {', '.join(FEATURES)}")
         self.features = tuple(features)
         dim = sum(FEATURES[f] for f in self.features)
-        self.encoder = SpeakerEncoder()
+        if {"emb", "hstats"} & set(self.features):
+            self.encoder = SpeakerEncoder()
+        if set(_WHISPER_TAPS) & set(self.features):
+            self.whisper = WhisperEncoder()
         # 25 ms / 10 ms frames, 40 mel bands: the encoder's own front end (Resemblyzer's hparams)
         self.register_buffer("melfb", torch.tensor(librosa.filters.mel(sr=16_000, n_fft=400, n_mels=40)))
         self.register_buffer("window", torch.hann_window(400))
@@ -63,7 +71,7 @@ class VoiceProbe(nn.Module):
         wave = wave / (wave.pow(2).mean(1, keepdim=True).sqrt() + 1e-8) * 10 ** (-30 / 20)  # -30 dBFS
         spec = torch.stft(wave, 400, 160, 400, self.window, return_complex=True).abs() ** 2  # (B, 201, N)
         mel = (self.melfb @ spec).transpose(1, 2)  # (B, N, 40)
-        out = []
+        out, encoded = [], {}
         if {"emb", "hstats"} & set(self.features):
             n = mel.shape[1]
             parts = [mel[:, i : i + _PARTIAL] for i in range(0, max(1, n - _PARTIAL + 1), _PARTIAL_HOP)]
@@ -71,8 +79,11 @@ class VoiceProbe(nn.Module):
             hidden = hidden.reshape(len(parts), len(wave), -1, 256)
             encoded = {"emb": emb.view(len(parts), len(wave), -1).mean(0),
                        "hstats": torch.cat([hidden.mean((0, 2)), hidden.std(2).mean(0)], 1)}
+        if set(_WHISPER_TAPS) & set(self.features):
+            blocks = self.whisper(wave)
+            encoded |= {name: torch.cat([blocks[i].mean(1), blocks[i].std(1)], 1) for name, i in _WHISPER_TAPS.items()}
         for name in self.features:
-            if name in ("emb", "hstats"):
+            if name in encoded:
                 out.append(encoded[name])
             elif name == "bands":
                 bands = torch.stack([c.mean(1) for c in torch.log(spec + 1e-10).tensor_split(32, 1)], 1)  # (B, 32, N)

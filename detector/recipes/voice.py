@@ -14,7 +14,6 @@ page. The head is fitted with scikit-learn on the features: the whole recipe tak
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import librosa
@@ -26,15 +25,21 @@ from sklearn.preprocessing import StandardScaler
 from detector.training.audio_data import augment, fit_length
 from detector.bundle import BundleMeta, save_bundle
 from detector.config import AudioConfig
+from detector.foundations import Part
+from detector.foundations.whisper import WHISPER_TINY, whisper_tiny_encoder
+from detector.frontend.audio import voiced_windows
 from detector.frontend.media import MediaError, load_audio
+from detector.metrics import by_video
 from detector.models import create_model
 from detector.recipes.loso import held_out_row, write_table
 from detector.recipes.operating import fit_operating_point, stamp
 
 WINDOW = 64_600  # 4 s at 16 kHz, as scoring cuts long audio
-# chosen by the mean leave-one-page-out EER (README): strong regularisation, every (source, label)
-# cell weighing the same, so the big pages do not decide what "spoof" means
-RECIPE = dict(features=("hstats", "bands", "mel"), C=0.003, windows=4)
+AUDIO = AudioConfig(window_s=WINDOW / 16_000, hop_s=WINDOW / 32_000)  # how the bundle's scoring cuts a file
+# chosen by the mean leave-one-page-out EER (docs/voice.md): Whisper's second block (its last alone was no
+# better than the speaker encoder), strong regularisation, every (source, label) cell weighing the same,
+# so the big pages do not decide what "spoof" means
+RECIPE = dict(features=("whisper_mid", "hstats", "bands", "mel"), C=0.0003, windows=4)
 
 
 def corpus(data: str | Path) -> list[tuple[str, int, str]]:
@@ -47,14 +52,23 @@ def corpus(data: str | Path) -> list[tuple[str, int, str]]:
     return rows
 
 
-def pretrained_encoder() -> dict[str, torch.Tensor]:
-    """Resemblyzer's GE2E weights from its installed package (needed to train, not to score); found
-    without importing it, which would need webrtcvad."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None:
-        raise RuntimeError("training the voice starter needs `pip install --no-deps resemblyzer==0.1.4`")
-    state = torch.load(Path(spec.origin).parent / "pretrained.pt", map_location="cpu")["model_state"]
-    return {f"encoder.{k}": v for k, v in state.items()}
+RESEMBLYZER = Part(name="GE2E speaker encoder", package="resemblyzer", version="0.1.4",
+                   file="resemblyzer/pretrained.pt", licence="Apache-2.0",
+                   what="Resemblyzer's 3-layer LSTM speaker encoder over 40-band mel frames")
+
+
+def load_pretrained(net) -> list[dict]:
+    """The frozen encoders `net` reads from their installed packages (needed to train, not to score);
+    the parts' records for the model card."""
+    parts = []
+    if hasattr(net, "encoder"):
+        state = torch.load(RESEMBLYZER.path(), map_location="cpu")["model_state"]  # not imported: that needs webrtcvad
+        net.encoder.load_state_dict({k: v for k, v in state.items() if not k.startswith("similarity_")})  # GE2E's loss terms
+        parts.append(RESEMBLYZER.card())
+    if hasattr(net, "whisper"):
+        net.whisper.load_state_dict(whisper_tiny_encoder().state_dict())
+        parts.append(WHISPER_TINY.card())
+    return parts
 
 
 def self_vocode(wave: np.ndarray, rng: np.random.Generator, sample_rate: int = 16_000) -> np.ndarray:
@@ -75,10 +89,11 @@ def self_vocode(wave: np.ndarray, rng: np.random.Generator, sample_rate: int = 1
 
 @torch.inference_mode()
 def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """`windows` windows per file (the first clean, the rest augmented) through the network's
-    features, and two self-vocoded spoofs (clean, augmented) of each bona fide file's first window."""
+    """Per file: `windows` training windows (the first clean, the rest augmented), two self-vocoded
+    spoofs (clean, augmented) of a bona fide file's first window, and every window that scoring
+    would score (`scored`: clean, cut and voice-gated as `deepfake-detect score` cuts a file)."""
     rng = np.random.default_rng(seed)
-    X, y, source, item, clean, vocoded = [], [], [], [], [], []
+    parts = {k: [] for k in ("X", "y", "source", "item", "vocoded", "scored")}
     for i, (path, label, src) in enumerate(rows):
         try:
             wave = load_audio(path)
@@ -90,21 +105,21 @@ def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0)
             start = int(rng.integers(0, len(wave) - WINDOW)) if k and len(wave) > WINDOW else 0
             w = fit_length(wave[start : start + WINDOW], WINDOW)
             batch.append(augment(w, rng) if k else w)
-        n = windows
+        vocoded = []
         if label == 0:
             fake = self_vocode(batch[0], rng)
-            batch += [fake, augment(fake, rng)]
-            n += 2
-        X.append(net.embed(torch.from_numpy(np.stack(batch))).numpy())
-        y += [label] * windows + [1] * (n - windows)
-        source += [src] * n
-        item += [i] * n
-        clean += [True] + [False] * (n - 1)
-        vocoded += [False] * windows + [True] * (n - windows)
+            vocoded = [fake, augment(fake, rng)]
+        scored = [x for _, x in voiced_windows([wave], AUDIO) if x is not None]
+        batch += vocoded + scored
+        kinds = [(label, False, False)] * windows + [(1, True, False)] * len(vocoded) + [(label, False, True)] * len(scored)
+        parts["X"].append(net.embed(torch.from_numpy(np.stack(batch))).numpy())
+        for (y, v, sc) in kinds:
+            parts["y"].append(y), parts["vocoded"].append(v), parts["scored"].append(sc)
+        parts["source"] += [src] * len(batch)
+        parts["item"] += [i] * len(batch)
         if (i + 1) % 100 == 0:
             print(f"  features: {i + 1}/{len(rows)} files", flush=True)
-    return {"X": np.concatenate(X), "y": np.array(y), "source": np.array(source), "item": np.array(item),
-            "clean": np.array(clean), "vocoded": np.array(vocoded)}
+    return {k: np.concatenate(v) if k == "X" else np.array(v) for k, v in parts.items()}
 
 
 def fit_head(net, X: np.ndarray, y: np.ndarray, cells: np.ndarray, C: float):
@@ -126,9 +141,8 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
     class has no AUC of its own, but its held-out scores still set the thresholds."""
     out = Path(out)
     r = RECIPE
-    net = create_model("voice_probe", features=r["features"])
-    net.load_state_dict(pretrained_encoder(), strict=False)
-    net.eval()
+    net = create_model("voice_probe", features=r["features"]).eval()
+    parts = load_pretrained(net)
     rows = corpus(data)
     print(f"voice corpus: {len(rows)} files", flush=True)
     f = features(net, rows, r["windows"])
@@ -137,10 +151,12 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
     table, pooled = [], {"logits": [], "labels": [], "items": []}
     with torch.inference_mode(False), torch.no_grad():
         for name in folds or sources:
-            train, test = f["source"] != name, (f["source"] == name) & f["clean"] & ~f["vocoded"]
+            train, test = (f["source"] != name) & ~f["scored"], (f["source"] == name) & f["scored"]
             fit_head(net, f["X"][train], f["y"][train], cells[train], r["C"])
             logits = net.classify(torch.tensor(f["X"][test], dtype=torch.float32)).numpy()
-            table.append(held_out_row(name, f["y"][test], logits, f["item"][test]))
+            # a file's score as the Scorer makes it: the mean of its voiced windows' probabilities
+            scores, labels, items = by_video(1 / (1 + np.exp(-logits)), f["y"][test], f["item"][test])
+            table.append(held_out_row(name, labels, scores, items))
             print(f"  {name}: {table[-1]}", flush=True)
             pooled["logits"] += logits.tolist()
             pooled["labels"] += f["y"][test].tolist()
@@ -148,11 +164,10 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
         path = write_table(out, table, "files")
         if not final:
             return path
-        fit_head(net, f["X"], f["y"], cells, r["C"])
+        fit_head(net, f["X"][~f["scored"]], f["y"][~f["scored"]], cells[~f["scored"]], r["C"])
     bundle = out / "bundle"
-    audio = AudioConfig(window_s=WINDOW / 16_000, hop_s=WINDOW / 32_000)
     save_bundle(bundle, net, BundleMeta(modality="audio", family="voice_probe", model={"features": list(r["features"])},
-                                        audio=audio, training=dict(r)))
+                                        audio=AUDIO, training=dict(r) | {"pretrained": parts}))
     operating = fit_operating_point(pooled["logits"], pooled["labels"], pooled["items"])
     data_counts = {"files": len(rows), "bona_fide": sum(1 for x in rows if x[1] == 0),
                    "spoof": sum(1 for x in rows if x[1] == 1), "sources": sorted(set(f["source"]))}
@@ -163,11 +178,14 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
 CARD = """
 # Model card: starter-voice
 
-A spoofed-speech detector (`voice_probe`): the frozen GE2E speaker encoder of Resemblyzer
-(Apache-2.0, 1.4 M parameters, trained on thousands of speakers' read speech) and spectral
-statistics under a logistic-regression head, on 4 s windows at 16 kHz. `deepfake-detect score`,
-`serve` and `evaluate` use it when no audio bundle is named. Scores are the calibrated probability
-that a voiced window is synthetic; a file averages its voiced windows.
+A spoofed-speech detector (`voice_probe`) on two frozen pretrained encoders: Whisper tiny's audio
+encoder (MIT; 8 M parameters, trained on 680,000 hours of multilingual speech; the mean and spread
+over time of its second block's output) and the GE2E speaker encoder of Resemblyzer (Apache-2.0,
+1.4 M parameters, thousands of speakers' read speech), with spectral band statistics, under a
+logistic-regression head, on 4 s windows at 16 kHz. `deepfake-detect score`, `serve` and
+`evaluate` use it when no audio bundle is named. Scores are the calibrated probability that a
+voiced window is synthetic; a file averages its voiced windows, and the table and thresholds below
+are of that file score.
 
 **Intended use**: a first pass that orders uploads with speech for human review, beside the face
 model and C2PA provenance. **Not for**: deciding alone that a recording is fake, speaker
@@ -180,11 +198,16 @@ voice-conversion and codec systems, four languages) and `audio/`, 296 files (Uni
 read speech with three vocoders, WaveFake fixtures, 5 ASVspoof 2019 LA files); 4 windows a file
 (1 clean, 3 through MP3/AAC/Opus re-encoding, phone band, noise, gain); every bona fide window
 also self-vocoded (64/80-band mel bottleneck, Griffin-Lim phase) as an extra spoof; every
-(source, label) cell weighs the same.
-**What it misses**: systems whose output keeps natural spectral detail (recent neural codecs and
-diffusion vocoders); pages recorded differently from the rest (tortoise-tts, whose bona fide
-audio went through MP3, is inverted); any language or recording chain far from read speech.
+(source, label) cell weighs the same. Features and regularisation were chosen by this table's
+mean EER (about 40 configurations), so the mean is somewhat optimistic.
+**What it misses**: pages recorded differently from the rest (tortoise-tts, whose bona fide audio
+went through MP3, is inverted: its real files score higher than its fakes); systems whose output
+keeps natural spectral detail (recent neural codecs, diffusion vocoders, modern TTS); any language
+or recording chain far from read speech. The encoders are frozen: fine-tuning Whisper's top
+blocks has not been tried.
 
 **Retrain**: `deepfake-detect starter voice --install` (or `make models`, which also retrains the
-face model): about 11 minutes on 2 CPU cores. Seed 0; the spread between runs has not been measured.
+face model): about 5 minutes on 2 CPU cores; needs the `[foundations]` extra and
+`pip install --no-deps resemblyzer==0.1.4` (`make` installs both). Seed 0; the spread between runs
+has not been measured.
 """

@@ -22,7 +22,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from detector.frontend.audio import aggregate
 from detector.scoring.batching import Batcher
 from detector.bundle import BundleMeta, Thresholds, load_bundle, resolve_bundle
-from detector.config import MediaLimits, SamplingConfig
+from detector.config import SCORING_THRESHOLDS, MediaLimits, SamplingConfig
 from detector.frontend.faces import resolve_device
 from detector.frontend.scan import Scan, ScanSettings, error_record, scan_many
 from detector.scoring.fusion import SEVERITY, Fusion
@@ -128,10 +128,12 @@ class Scorer:
                  sampling: SamplingConfig | None = None, limits: MediaLimits = MediaLimits(),
                  track_aggregation: Literal["mean", "topk"] = "mean", topk: int = 3, batch_size: int | None = None,
                  runtime: Literal["torch", "onnx"] = "torch", fusion: Fusion = Fusion(),
-                 provenance: ProvenancePolicy = ProvenancePolicy(), max_wait_ms: float = 20):
+                 provenance: ProvenancePolicy = ProvenancePolicy(), max_wait_ms: float = 20,
+                 detect_thresholds: tuple[float, float, float] | None = SCORING_THRESHOLDS):
         """`visual`/`audio`: a bundle folder, "starter" (the models shipped in the package) or None (that
         modality is not scored); `runtime="onnx"` scores with the bundles' exported model.onnx; `sampling`
-        None samples videos as the visual bundle's training did (32 frames where it does not say)."""
+        None samples videos as the visual bundle's training did (32 frames where it does not say);
+        `detect_thresholds` the face detector's at scoring, None: those the bundle's crops were cut with."""
         visual, audio = resolve_bundle(visual, "visual"), resolve_bundle(audio, "audio")
         if visual is None and audio is None:
             raise ValueError("a scorer needs a visual or an audio bundle (or both)")
@@ -139,9 +141,14 @@ class Scorer:
         self.visual = load_bundle(visual, dev, runtime) if visual else None
         self.audio = load_bundle(audio, dev, runtime) if audio else None
         sampling = sampling or (self.visual and self.visual[1].sampling) or SamplingConfig()
+        faces = None
+        if visual:
+            faces = self.visual[1].faces.model_copy(update={"device": device})
+            if detect_thresholds:  # a face once found is kept at no more than a new one needs
+                faces = faces.model_copy(update={"thresholds": tuple(detect_thresholds),
+                                                 "track_keep": min(faces.track_keep, detect_thresholds[2])})
         self.settings = ScanSettings(
-            limits=limits, sampling=sampling, provenance=provenance,
-            faces=self.visual[1].faces.model_copy(update={"device": device}) if visual else None,
+            limits=limits, sampling=sampling, provenance=provenance, faces=faces,
             audio=self.audio[1].audio if audio else None)
         self.fusion, self.provenance = fusion, provenance
         self.track_aggregation, self.topk = track_aggregation, topk

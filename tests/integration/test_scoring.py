@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detector.config import SamplingConfig
+from detector.config import SCORING_THRESHOLDS, SamplingConfig
 from detector.frontend.scan import file_id
 from detector.scoring.scorer import ErrorRecord, Scorer, Verdict
 
@@ -53,6 +53,16 @@ def test_videos_are_sampled_as_the_visual_bundle_was_trained(bundles, media_dir,
     (asked,) = Scorer(tmp_path / "visual", None, device="cpu", sampling=SamplingConfig(frames=6)).score_many(
         [media_dir / "pan.mp4"])
     assert asked.visual.frames_scored == 6  # what the caller asks for wins
+
+
+def test_faces_are_detected_with_the_scoring_thresholds_unless_asked_for_the_bundles(bundles):
+    from detector.bundle import load_bundle
+
+    trained = load_bundle(bundles[0])[1].faces
+    loose = Scorer(bundles[0], None, device="cpu").settings.faces
+    assert loose.thresholds == SCORING_THRESHOLDS != trained.thresholds
+    assert loose.track_keep <= loose.thresholds[2]  # a followed face never needs more than a new one
+    assert Scorer(bundles[0], None, device="cpu", detect_thresholds=None).settings.faces.thresholds == trained.thresholds
 
 
 def test_a_missing_modality_is_not_scored(bundles, media_dir):
