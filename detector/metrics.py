@@ -38,6 +38,15 @@ def by_video(scores: Sequence[float], labels: Sequence[int], videos: Sequence[Ha
     return np.array([np.mean(acc[k]) for k in keys]), np.array([lab[k] for k in keys]), keys
 
 
+def by_upload(scores: Sequence[float], labels: Sequence[int], videos: Sequence[Hashable], tracks: Sequence[Hashable]):
+    """Score and label per video as the Scorer decides: the highest of its face tracks' mean scores."""
+    means, track_labels, keys = by_video(scores, labels, list(zip(videos, tracks)))
+    best, lab = {}, {}
+    for s, y, (v, _) in zip(means, track_labels, keys):
+        best[v], lab[v] = max(best.get(v, -np.inf), s), y
+    return np.array(list(best.values())), np.array([lab[v] for v in best]), list(best)
+
+
 def binary_report(labels: Sequence[int], probs: Sequence[float], threshold: float | None = None) -> dict:
     """AUC, AP, EER, log-loss, and accuracy/TPR/FPR at `threshold`, with counts. Needs both classes
     for the ranking metrics; they are None otherwise."""

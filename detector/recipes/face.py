@@ -18,7 +18,7 @@ from detector.training.cache import preprocess, read_index
 from detector.config import FrontEndConfig, SamplingConfig
 from detector.datasets import Row, manifest
 from detector.training.detector_module import EpochLines, WriteBundle, predict_logits, quiet_lightning
-from detector.metrics import by_video
+from detector.metrics import by_upload
 from detector.recipes.loso import held_out_row, write_table
 from detector.recipes.operating import fit_operating_point, stamp
 from detector.training.visual_data import CropDataModule
@@ -33,8 +33,8 @@ FOLDS = {
 # mobilenetv3_small: about 4x resnet10t's training steps per second at 128 px on 2 cores (the recipe must
 # fit an hour); these are the settings the shipped model and its table came from. `--recipe` overrides
 # them (configs/starter/face_gpu.yaml: the bigger variant for a GPU)
-RECIPE = dict(backbone="mobilenetv3_small_100", input_size=128, lr=2e-3, batch_size=32, sbi=0.4, epochs=8,
-              workers=2, precision="32-true")
+RECIPE = dict(backbone="mobilenetv3_small_100", pretrained=False, input_size=128, lr=2e-3, batch_size=32, sbi=0.4,
+              epochs=8, workers=2, precision="32-true")
 
 
 def corpus(data: str | Path) -> list[Row]:
@@ -56,7 +56,7 @@ def build_cache(data: str | Path, cache: str | Path, progress: Callable[[], None
 
 def _train(cache: Path, out: Path, r: dict, bundle: Path | None = None, **split) -> tuple[VisualDetector, CropDataModule]:
     L.seed_everything(0, verbose=False)
-    module = VisualDetector(backbone=r["backbone"], lr=r["lr"], drop_rate=0.2)
+    module = VisualDetector(backbone=r["backbone"], pretrained=r["pretrained"], lr=r["lr"], drop_rate=0.2)
     data = CropDataModule(str(cache), batch_size=r["batch_size"], num_workers=r["workers"], crop_size=r["input_size"],
                           sbi=r["sbi"], **split)
     callbacks = [WriteBundle(out=str(bundle), calibration="none")] if bundle else []
@@ -76,8 +76,9 @@ def fold(cache: Path, out: Path, name: str, recipe: dict) -> dict:
     module, data = _train(cache, out / name, recipe, holdout=pattern, holdout_split=split)
     module.eval()
     logits, y, item = predict_logits(module, data.test_dataloader())
-    videos = [data.datasets["test"].videos[i] for i in item]
-    return {"logits": logits.tolist(), "labels": y.tolist(), "videos": videos}
+    test = data.datasets["test"]  # read in order: the i-th logit is the i-th record's
+    videos, tracks = [test.videos[i] for i in item], [r["track"] for r in test.records]
+    return {"logits": logits.tolist(), "labels": y.tolist(), "videos": videos, "tracks": tracks}
 
 
 def run(data: str | Path, out: str | Path, folds: list[str], final: bool = True, recipe: dict | None = None,
@@ -97,13 +98,13 @@ def run(data: str | Path, out: str | Path, folds: list[str], final: bool = True,
 
         print(f"face crops: {build_cache(data, cache, progress=progress)}", flush=True)
     cache = Path(cache)
-    rows, pooled = [], {"logits": [], "labels": [], "videos": []}
+    rows, pooled = [], {"logits": [], "labels": [], "videos": [], "tracks": []}
     for name in folds:
         print(f"fold: {name} held out", flush=True)
         f = fold(cache, out, name, recipe)
         (out / f"fold_{name}.json").write_text(json.dumps(f))
         probs = 1 / (1 + np.exp(-np.asarray(f["logits"])))
-        vs, vy, keys = by_video(probs, f["labels"], f["videos"])
+        vs, vy, keys = by_upload(probs, f["labels"], f["videos"], f["tracks"])
         rows.append(held_out_row(name, vy, vs, keys))
         print(f"  {rows[-1]}", flush=True)
         for k in pooled:
@@ -114,7 +115,7 @@ def run(data: str | Path, out: str | Path, folds: list[str], final: bool = True,
     print("final: every source", flush=True)
     bundle = out / "bundle"
     _train(cache, out / "final", recipe, bundle=bundle, merge_test=True)
-    operating = fit_operating_point(pooled["logits"], pooled["labels"], pooled["videos"])
+    operating = fit_operating_point(pooled["logits"], pooled["labels"], pooled["videos"], tracks=pooled["tracks"])
     stamp(bundle, operating, loso=rows, name="starter-face", data=_data_counts(cache))
     return table
 

@@ -20,19 +20,21 @@ from sklearn.linear_model import LogisticRegression
 
 from detector.bundle import BundleMeta, Thresholds
 from detector.scoring.calibration import Calibration
-from detector.metrics import binary_report, by_video, threshold_at_fpr
+from detector.metrics import binary_report, by_upload, by_video, threshold_at_fpr
 
 SLOPE = (0.2, 2.0)  # bounds on the Platt slope: below, every score is ~0.5; above, a wall of 0 and 1
 
 
 def fit_operating_point(logits: Sequence[float], labels: Sequence[int], groups: Sequence[Hashable],
-                        fpr: float = 0.01, review_fpr: float = 0.1) -> dict:
-    """Calibration, thresholds and what set them, from pooled held-out predictions."""
+                        fpr: float = 0.01, review_fpr: float = 0.1, tracks: Sequence[Hashable] | None = None) -> dict:
+    """Calibration, thresholds and what set them, from pooled held-out predictions. An item's score is
+    the mean of its calibrated predictions or, with `tracks` (face crops), the Scorer's: the highest
+    of its tracks' means."""
     z, y = np.asarray(logits, np.float64), np.asarray(labels)
     lr = LogisticRegression(class_weight="balanced").fit(z[:, None], y)
     a = float(np.clip(lr.coef_[0, 0], *SLOPE))
     cal = Calibration(method="platt", a=a, b=float(lr.intercept_[0]))
-    vs, vy, _ = by_video(cal(z), y, list(groups))
+    vs, vy, _ = by_video(cal(z), y, list(groups)) if tracks is None else by_upload(cal(z), y, list(groups), list(tracks))
     thresholds = Thresholds(likely_fake=threshold_at_fpr(vy, vs, fpr), review=threshold_at_fpr(vy, vs, review_fpr))
     n_real = int((vy == 0).sum())
     return {"calibration": cal, "thresholds": thresholds,

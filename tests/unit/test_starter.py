@@ -67,6 +67,19 @@ def test_operating_point_neither_saturates_nor_collapses():
     assert 0 < t.review <= t.likely_fake < 1
 
 
+def test_a_video_is_scored_by_its_most_suspicious_face_track_as_the_scorer_does():
+    from detector.metrics import by_upload
+
+    # video a: a real face (0.1, 0.1) beside a swapped one (0.9, 0.7); b: one track (0.4, 0.6)
+    scores, labels = [0.1, 0.9, 0.1, 0.7, 0.4, 0.6], [1, 1, 1, 1, 0, 0]
+    videos, tracks = ["a", "a", "a", "a", "b", "b"], [0, 1, 0, 1, 0, 0]
+    s, y, keys = by_upload(scores, labels, videos, tracks)
+    assert keys == ["a", "b"] and s.tolist() == pytest.approx([0.8, 0.5]) and y.tolist() == [1, 0]
+    # the thresholds sit on those scores: the mean over all of a's crops (0.45) would put a below b
+    op = fit_operating_point(np.log(np.array(scores) / (1 - np.array(scores))), labels, videos, tracks=tracks)
+    assert op["held_out"]["auc"] == 1.0
+
+
 def test_held_out_row_has_counts_and_group_bootstrap_intervals():
     rng = np.random.default_rng(2)
     labels = np.repeat([0, 1], 50)
