@@ -86,4 +86,6 @@ def caffe_resnet(widths: tuple[int, ...] | list[int] = (32, 64, 128, 256), drop_
 
         state = {k: v for k, v in open_nsfw_backbone().state_dict().items() if not k.startswith("fc.")}
         net.load_state_dict(state, strict=False)
+        nn.init.zeros_(net.fc.weight)  # a new head starts at "no idea" (logit 0): its first errors stay small
+        nn.init.zeros_(net.fc.bias)
     return VisualNet(net, CAFFE_MEAN, CAFFE_STD)
