@@ -3,10 +3,11 @@
 import json
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException  # FastAPI's is a subclass; routing's 404/405 are this one
 
 from serve import metrics
 from serve.config import ServeConfig
@@ -42,7 +43,9 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        return error_response(422, "invalid_request", json.loads(json.dumps(exc.errors(), default=str)))
+        # what was wrong, not the input echoed back: it may be huge, or text no UTF-8 body can carry
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return error_response(422, "invalid_request", json.loads(json.dumps(errors, default=str)))
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception):

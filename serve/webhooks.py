@@ -46,9 +46,26 @@ def address(url: str, allow_hosts: Collection[str]) -> str:
     except (OSError, UnicodeError):
         raise Refused(f"the callback host {u.host} does not resolve") from None
     ips = [ipaddress.ip_address(info[4][0]) for info in found]
-    if u.host not in allow_hosts and not all(ip.is_global and not ip.is_multicast for ip in ips):
+    if u.host not in allow_hosts and not all(public(ip) for ip in ips):
         raise Refused(f"the callback host {u.host} has a loopback, private or otherwise non-public address")
     return str(ips[0])
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global, not multicast, and so is every IPv4 address an IPv6 one carries: mapped, compatible,
+    6to4, Teredo (server and client) and NAT64 addresses reach IPv4 hosts, and `is_global` looks
+    only at the IPv6 range (True for ::/96, 64:ff9b::/96 and 2002::/16)."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if ip.version == 4:
+        return True
+    inner = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in _NAT64 or int(ip) >> 32 == 0:  # NAT64, or IPv4-compatible (::a.b.c.d)
+        inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return all(public(v4) for v4 in inner if v4 is not None)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

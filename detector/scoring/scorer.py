@@ -237,7 +237,11 @@ class Scorer:
             job.waiting -= 1
             if job.waiting:
                 return
-        job.done(self._verdict(job))
+        try:
+            record = self._verdict(job)
+        except Exception as e:  # noqa: BLE001 - a bug in assembling one Verdict fails that upload alone, and answers it
+            record = ErrorRecord(id=job.scan.sha256, path=job.scan.path, error=error_record(e))
+        job.done(record)
 
     @torch.inference_mode()
     def _crop_probs(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -254,6 +258,11 @@ class Scorer:
         scan = job.scan
         if job.error is not None:
             return ErrorRecord(id=scan.sha256, path=scan.path, error=job.error)
+        broken = [m for m, scores in (("visual", job.probs), ("audio", [p for p in job.scores if p is not None]))
+                  if not np.isfinite(np.asarray(scores, np.float64)).all()]
+        if broken:  # NaN >= threshold is False: a NaN would come out `clear`
+            return ErrorRecord(id=scan.sha256, path=scan.path, error={
+                "type": "ModelError", "reason": "model_error", "message": f"the {broken[0]} model gave a non-finite score"})
         visual = self._visual(job) if self.visual and scan.info.media_type != "audio" else None
         audio = None
         if self.audio and scan.segments is not None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -175,9 +176,14 @@ def _metadata(raw: str | None) -> dict:
     if len(raw) > MAX_METADATA:
         raise HTTPException(422, f"metadata is limited to {MAX_METADATA} characters")
     try:
-        return _METADATA.validate_python(raw)
+        meta = _METADATA.validate_python(raw)
     except ValidationError as e:
         raise HTTPException(422, f"metadata must be a JSON object: {e.errors()[0]['msg']}")
+    try:  # the parser takes NaN, Infinity, 1e400 and lone surrogates: no database or webhook body can
+        json.dumps(meta, allow_nan=False, ensure_ascii=False).encode()
+    except (ValueError, UnicodeEncodeError):
+        raise HTTPException(422, "metadata must hold finite numbers and valid Unicode text")
+    return meta
 
 
 def _callback(raw: str | None, allow_hosts: list[str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from detector.config import SCORING_THRESHOLDS, SamplingConfig
-from detector.frontend.scan import file_id
+from detector.frontend.scan import file_id, scan
 from detector.scoring.scorer import ErrorRecord, Scorer, Verdict
 
 
@@ -212,3 +213,43 @@ def test_python_api_scores_paths_bytes_and_arrays(bundles, media_dir):
     assert by_bytes.id == by_path.id and by_bytes.path == "<bytes>" and by_array.path == "<array>"
     assert by_bytes.score == by_path.score and by_array.decision == by_path.decision != "no_signal"
     assert isinstance(scorer.score(b"not media"), ErrorRecord)
+
+
+class _NaNNet(torch.nn.Module):
+    """A network gone wrong: every output NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.full((len(x),), float("nan"))
+
+
+@pytest.mark.parametrize("modality", ["visual", "audio"])
+def test_a_non_finite_model_score_is_a_model_error_not_clear(bundles, media_dir, modality):
+    scorer = Scorer(*bundles, device="cpu")
+    setattr(scorer, modality, (_NaNNet(), getattr(scorer, modality)[1]))
+    upload = media_dir / ("astronaut.png" if modality == "visual" else "chirp.wav")
+    (record,) = scorer.score_many([upload])
+    assert isinstance(record, ErrorRecord) and record.error["reason"] == "model_error"
+    assert modality in record.error["message"]
+
+
+def test_an_upload_whose_verdict_cannot_be_made_fails_alone_and_is_answered(bundles, media_dir, monkeypatch):
+    scorer = Scorer(*bundles, device="cpu")
+    made = scorer._visual
+
+    def broken_for_the_photo(job):
+        if job.scan.info.media_type == "image":
+            raise RuntimeError("a bug in assembling the Verdict")
+        return made(job)
+
+    monkeypatch.setattr(scorer, "_visual", broken_for_the_photo)
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    for name in ("astronaut.png", "pan.mp4"):
+        scorer.submit(scan(media_dir / name, scorer.settings), records.put)
+    scorer.flush()
+    out = {Path(r.path).name: r for r in (records.get(timeout=60) for _ in range(2))}  # unanswered: Empty, not a hang
+    assert isinstance(out["astronaut.png"], ErrorRecord) and out["astronaut.png"].error["type"] == "RuntimeError"
+    assert isinstance(out["pan.mp4"], Verdict) and out["pan.mp4"].visual.score is not None

@@ -88,7 +88,10 @@ def test_idempotency_keys_belong_to_one_client(server, media_dir):
 @pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/hook", "http://localhost:{port}/hook",
                                  "http://2130706433:{port}/hook", "http://[::1]:{port}/hook",
                                  "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://224.0.0.1/",
-                                 "http://user:pass@93.184.215.14/hook", "http://no-such-host.invalid/"])
+                                 "http://user:pass@93.184.215.14/hook", "http://no-such-host.invalid/",
+                                 # IPv6 addresses that carry a private or loopback IPv4 one
+                                 "http://[64:ff9b::a9fe:a9fe]/", "http://[::169.254.169.254]/", "http://[::10.0.0.1]/",
+                                 "http://[2002:a9fe:a9fe::1]/", "http://[::127.0.0.1]:{port}/hook"])
 def test_callbacks_into_the_servers_network_are_refused(server, media_dir, url):
     url = url.format(port=server.cfg["port"])
     as_query = post(server, media_dir / "coffee.png", params={"callback_url": url})
@@ -107,6 +110,12 @@ def test_deep_and_long_form_fields_are_refused(server, media_dir, field):
         r = c.post("/v1/uploads", files={"file": ("c.png", (media_dir / "coffee.png").read_bytes())}, data=field)
     assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
     assert server.as_(None).get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("metadata", ['{"a": NaN}', '{"a": Infinity}', '{"a": 1e400}', '{"a": "\\udc00"}'])
+def test_metadata_json_cannot_carry_what_json_cannot_store(server, tmp_path, metadata):
+    r = post(server, noise(tmp_path / "nan.png"), params={"metadata": metadata})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
 
 
 def test_deeply_nested_query_metadata_is_refused(server, media_dir):
@@ -220,3 +229,21 @@ def test_workers_end_with_their_server_after_kill_9(bundles, media_dir, tmp_path
         with suppress(ProcessLookupError):
             os.killpg(server.proc.pid, signal.SIGKILL)  # whatever is left of its group
         server.kill()
+
+
+@pytest.mark.parametrize(("method", "path", "status", "error"), [("GET", "/nonexistent", 404, "not_found"),
+                                                                ("PUT", "/v1/uploads", 405, "method_not_allowed")])
+def test_routing_errors_answer_the_documented_error_shape(server, method, path, status, error):
+    with server.as_() as c:
+        r = c.request(method, path)
+    assert r.status_code == status and r.json() == {"error": error, "detail": r.json()["detail"]}
+    assert isinstance(r.json()["detail"], str)
+
+
+def test_a_lone_surrogate_in_a_reason_is_a_422_not_a_500(server, tmp_path):
+    up = post(server, noise(tmp_path / "appeal.png")).json()
+    with server.as_() as c:
+        r = c.post(f"/v1/uploads/{up['id']}/appeal", content=b'{"reason": "\\udc00"}',
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request", r.text
+    assert "input" not in r.json()["detail"][0]  # the offending text is not echoed back
