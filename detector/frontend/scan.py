@@ -165,8 +165,10 @@ def _thumbnailed(frames: Iterator[Frame], into: dict[int, bytes], side: int) -> 
 
 def thumbnail(image: np.ndarray, side: int) -> bytes:
     """(H, W, 3) RGB -> JPEG bytes, the long side at most `side` pixels."""
-    s = min(1.0, side / max(image.shape[:2]))
-    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    h, w = image.shape[:2]
+    s = min(1.0, side / max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))  # a 60000 x 1 image keeps one row
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if s < 1 else image
     return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from itertools import combinations
 
 import httpx
@@ -91,6 +92,11 @@ def test_media_bytes_go_to_reviewers_with_range_and_never_to_submitters(workbenc
     played = httpx.get(workbench.url + link, headers={"Range": "bytes=0-9"})  # what <video src> does: no key header
     assert (played.status_code, played.content) == (206, raw[:10])
     assert httpx.get(workbench.url + link.replace(uid, workbench.ids["sweep.wav"])).status_code == 403  # one upload each
+    log, deadline = workbench.folder / f"serve-{workbench.port}.log", time.monotonic() + 30
+    while f"/v1/review/media/{uid}?token=" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server's output reaches the file through a copying thread
+    text = log.read_text(errors="replace")
+    assert f"/v1/review/media/{uid}?token=[redacted]" in text and link.split("token=")[1] not in text
 
 
 def test_queue_shows_columns_opens_read_only_and_claims(page_of, workbench):
@@ -239,3 +245,24 @@ def test_an_appeal_goes_to_another_reviewer_with_the_first_decision(page_of, wor
     bob.keyboard.press("Escape")
     bob.keyboard.press("o")
     expect(bob.locator("#status")).to_contain_text("overturned")
+
+
+def test_the_page_works_under_its_content_security_policy(browser, workbench):
+    headers = httpx.get(f"{workbench.url}/review").headers
+    assert "script-src" not in headers["content-security-policy"]  # scripts fall to default-src 'self'
+    assert "frame-ancestors 'none'" in headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+    page = review_page(browser, workbench, "dave", bypass_csp=False)
+    refused = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    page.reload()  # the whole load again, listened to
+    page.locator("#queue tr.item", has_text="talk.webm").click()
+    expect(page.locator("#file-name")).to_have_text("talk.webm")
+    expect(page.locator("#evidence img").first).to_be_visible()
+    expect(page.locator("video")).to_have_attribute("src", re.compile(r"/v1/review/media/"))
+    for name, player in (("sweep.wav", "audio"), ("photo.jpg", "#player img, img")):  # the other two players
+        page.locator("#queue tr.item", has_text=name).click()
+        expect(page.locator("#file-name")).to_have_text(name)
+        expect(page.locator(player).first).to_be_visible()
+    page.close()
+    assert refused == []

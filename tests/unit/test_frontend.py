@@ -102,3 +102,14 @@ def test_closing_stops_the_workers_and_answers_every_scan(media_dir, tmp_path):
     scanner.submit(media_dir / "coffee.png", answers.put)  # after close
     got = {Path(s.path).name: s.error["reason"] for s in (answers.get(timeout=30) for _ in range(3))}
     assert got == {"hang.wav": "cancelled", "astronaut.jpg": "cancelled", "coffee.png": "cancelled"}
+
+
+@pytest.mark.parametrize("shape", [(1, 60_000), (60_000, 1)])
+def test_a_degenerate_image_is_read_and_thumbnailed_as_an_image_without_faces(tmp_path, shape):
+    import numpy as np
+
+    from detector import samples
+
+    path = samples.write_image(tmp_path / "thin.png", np.full((*shape, 3), 128, np.uint8))
+    out = scan(path, ScanSettings(faces=FaceConfig(device="cpu"), thumbnail_side=320))
+    assert out.error is None and [len(f.faces) for f in out.frames] == [0]  # no_signal, not an internal error
