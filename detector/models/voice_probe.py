@@ -55,8 +55,7 @@ class VoiceProbe(nn.Module):
             raise ValueError(f"unknown voice features {sorted(unknown)}; known: {', '.join(FEATURES)}")
         self.features = tuple(features)
         dim = sum(FEATURES[f] for f in self.features)
-        if {"emb", "hstats"} & set(self.features):
-            self.encoder = SpeakerEncoder()
+        self.encoder = SpeakerEncoder()  # built always: every bundle before Whisper stores its weights
         if set(_WHISPER_TAPS) & set(self.features):
             self.whisper = WhisperEncoder()
         # 25 ms / 10 ms frames, 40 mel bands: the encoder's own front end (Resemblyzer's hparams)

@@ -1,5 +1,5 @@
-"""The starter voice model (`voice_probe`): features of a frozen speaker encoder and spectral
-statistics, a logistic-regression head fitted on every page of `speech/` and every set of
+"""The starter voice model (`voice_probe`): features of frozen pretrained encoders (Whisper tiny's,
+a GE2E speaker encoder) and spectral statistics, a logistic-regression head fitted on every page of `speech/` and every set of
 `audio/`, and its leave-one-page-out table.
 
     deepfake-detect starter voice --data ../shared/data --out out/starter/voice
@@ -36,7 +36,7 @@ from detector.recipes.operating import fit_operating_point, stamp
 
 WINDOW = 64_600  # 4 s at 16 kHz, as scoring cuts long audio
 AUDIO = AudioConfig(window_s=WINDOW / 16_000, hop_s=WINDOW / 32_000)  # how the bundle's scoring cuts a file
-# chosen by the mean leave-one-page-out EER (docs/voice.md): Whisper's second block (its last alone was no
+# chosen by the mean leave-one-page-out EER (docs/models.md, bench/voice_features.py): Whisper's second block (its last alone was no
 # better than the speaker encoder), strong regularisation, every (source, label) cell weighing the same,
 # so the big pages do not decide what "spoof" means
 RECIPE = dict(features=("whisper_mid", "hstats", "bands", "mel"), C=0.0003, windows=4)
@@ -54,14 +54,15 @@ def corpus(data: str | Path) -> list[tuple[str, int, str]]:
 
 RESEMBLYZER = Part(name="GE2E speaker encoder", package="resemblyzer", version="0.1.4",
                    file="resemblyzer/pretrained.pt", licence="Apache-2.0",
-                   what="Resemblyzer's 3-layer LSTM speaker encoder over 40-band mel frames")
+                   what="Resemblyzer's 3-layer LSTM speaker encoder over 40-band mel frames",
+                   install="pip install --no-deps resemblyzer==0.1.4")  # its own deps need a compiler, and scoring none
 
 
 def load_pretrained(net) -> list[dict]:
     """The frozen encoders `net` reads from their installed packages (needed to train, not to score);
     the parts' records for the model card."""
     parts = []
-    if hasattr(net, "encoder"):
+    if {"emb", "hstats"} & set(net.features):
         state = torch.load(RESEMBLYZER.path(), map_location="cpu")["model_state"]  # not imported: that needs webrtcvad
         net.encoder.load_state_dict({k: v for k, v in state.items() if not k.startswith("similarity_")})  # GE2E's loss terms
         parts.append(RESEMBLYZER.card())
@@ -112,7 +113,8 @@ def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0)
         scored = [x for _, x in voiced_windows([wave], AUDIO) if x is not None]
         batch += vocoded + scored
         kinds = [(label, False, False)] * windows + [(1, True, False)] * len(vocoded) + [(label, False, True)] * len(scored)
-        parts["X"].append(net.embed(torch.from_numpy(np.stack(batch))).numpy())
+        x = torch.from_numpy(np.stack(batch))
+        parts["X"].append(torch.cat([net.embed(chunk) for chunk in x.split(32)]).numpy())  # a long file: many windows
         for (y, v, sc) in kinds:
             parts["y"].append(y), parts["vocoded"].append(v), parts["scored"].append(sc)
         parts["source"] += [src] * len(batch)

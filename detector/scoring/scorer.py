@@ -6,6 +6,7 @@ workers and hands each Scan to `Scorer.submit`, as `score_many` does.
 
 from __future__ import annotations
 
+import logging
 import queue
 import tempfile
 import threading
@@ -22,11 +23,13 @@ from pydantic import AliasChoices, BaseModel, Field
 from detector.frontend.audio import aggregate
 from detector.scoring.batching import Batcher
 from detector.bundle import BundleMeta, Thresholds, load_bundle, resolve_bundle
-from detector.config import SCORING_THRESHOLDS, MediaLimits, SamplingConfig
+from detector.config import SCORING_THRESHOLDS, FaceConfig, MediaLimits, SamplingConfig
 from detector.frontend.faces import resolve_device
 from detector.frontend.scan import Scan, ScanSettings, error_record, scan_many
 from detector.scoring.fusion import SEVERITY, Fusion
 from detector.frontend.provenance import Provenance, ProvenancePolicy
+
+log = logging.getLogger(__name__)
 
 Decision = Literal["likely_fake", "review", "clear", "no_signal"]
 
@@ -133,7 +136,8 @@ class Scorer:
         """`visual`/`audio`: a bundle folder, "starter" (the models shipped in the package) or None (that
         modality is not scored); `runtime="onnx"` scores with the bundles' exported model.onnx; `sampling`
         None samples videos as the visual bundle's training did (32 frames where it does not say);
-        `detect_thresholds` the face detector's at scoring, None: those the bundle's crops were cut with."""
+        `detect_thresholds` the face detector's at scoring where looser than those the bundle's crops were
+        cut with (each stage's lower one), None: the bundle's."""
         visual, audio = resolve_bundle(visual, "visual"), resolve_bundle(audio, "audio")
         if visual is None and audio is None:
             raise ValueError("a scorer needs a visual or an audio bundle (or both)")
@@ -144,9 +148,10 @@ class Scorer:
         faces = None
         if visual:
             faces = self.visual[1].faces.model_copy(update={"device": device})
-            if detect_thresholds:  # a face once found is kept at no more than a new one needs
-                faces = faces.model_copy(update={"thresholds": tuple(detect_thresholds),
-                                                 "track_keep": min(faces.track_keep, detect_thresholds[2])})
+            if detect_thresholds:  # never stricter than the bundle's; a face once found kept at no more than a new one needs
+                loose = tuple(min(a, b) for a, b in zip(detect_thresholds, faces.thresholds))
+                faces = FaceConfig.model_validate(faces.model_dump() | {"thresholds": loose,
+                                                                        "track_keep": min(faces.track_keep, loose[2])})
         self.settings = ScanSettings(
             limits=limits, sampling=sampling, provenance=provenance, faces=faces,
             audio=self.audio[1].audio if audio else None)
@@ -240,6 +245,7 @@ class Scorer:
         try:
             record = self._verdict(job)
         except Exception as e:  # noqa: BLE001 - a bug in assembling one Verdict fails that upload alone, and answers it
+            log.exception("assembling the Verdict of %s", job.scan.path)
             record = ErrorRecord(id=job.scan.sha256, path=job.scan.path, error=error_record(e))
         job.done(record)
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 SHOTS = ROOT / "out" / "test-artifacts"
 PRESETS = ["lips lag the voice", "genuine recording"]
 UPLOADS = ["talk.webm", "spread.webm", "sweep.wav", "photo.jpg", "appeal.jpg", "keys.png", "held1.webp", "held2.bmp",
-           "look.gif"]  # each test takes its own
+           "look.gif", "policy.webm", "policy.wav", "policy.jpg"]  # each test takes its own
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +30,12 @@ def workbench(bundles, media_dir, tmp_path_factory):
     face = samples.astronaut()
     samples.write_video(tmp / "talk.webm", samples.moving_crop(face, 100), fps=10, audio=samples.chirp(10.0))
     (tmp / "spread.webm").write_bytes((tmp / "talk.webm").read_bytes())
+    samples.write_video(tmp / "policy.webm", samples.moving_crop(face, 30), fps=10, audio=samples.chirp(3.0))
     samples.write_audio(tmp / "sweep.wav", samples.chirp(4.0))
+    samples.write_audio(tmp / "policy.wav", samples.chirp(3.0))
     for name, source in (("photo.jpg", "astronaut.jpg"), ("appeal.jpg", "astronaut.jpg"), ("keys.png", "astronaut.png"), ("held1.webp", "astronaut.webp"),
-                         ("held2.bmp", "astronaut.bmp"), ("look.gif", "astronaut.gif")):
+                         ("held2.bmp", "astronaut.bmp"), ("look.gif", "astronaut.gif"),
+                         ("policy.jpg", "astronaut.jpg")):
         (tmp / name).write_bytes((media_dir / source).read_bytes())
     cfg = server_config(bundles, tmp, review={"queue_decisions": ["likely_fake", "review", "clear"],
                                               "preset_reasons": PRESETS})
@@ -256,11 +259,11 @@ def test_the_page_works_under_its_content_security_policy(browser, workbench):
     refused = []
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     page.reload()  # the whole load again, listened to
-    page.locator("#queue tr.item", has_text="talk.webm").click()
-    expect(page.locator("#file-name")).to_have_text("talk.webm")
+    page.locator("#queue tr.item", has_text="policy.webm").click()
+    expect(page.locator("#file-name")).to_have_text("policy.webm")
     expect(page.locator("#evidence img").first).to_be_visible()
     expect(page.locator("video")).to_have_attribute("src", re.compile(r"/v1/review/media/"))
-    for name, player in (("sweep.wav", "audio"), ("photo.jpg", "#player img, img")):  # the other two players
+    for name, player in (("policy.wav", "audio"), ("policy.jpg", "#stage img")):  # the other two players
         page.locator("#queue tr.item", has_text=name).click()
         expect(page.locator("#file-name")).to_have_text(name)
         expect(page.locator(player).first).to_be_visible()

@@ -65,8 +65,7 @@ def test_kill_9_mid_load_loses_nothing_and_scores_each_upload_once(backend, bund
     server = Server(cfg, tmp_path).start()
     store = Store(cfg["database_url"])
     ups = [submit(server.url, media_dir / n) for n in UPLOADS]
-    for up in ups[:2]:
-        assert finished(server.url, up)["status"] == "scored"
+    assert finished(server.url, ups[0])["status"] == "scored"  # the first: the others (videos among them) still going
     server.kill()  # SIGKILL to the server and its workers, mid-load
     left = [up for up in ups if store.uploads.get(up.id)["status"] != "scored"]
     assert left, "everything finished before the kill: the test proves nothing"

@@ -91,7 +91,8 @@ def test_idempotency_keys_belong_to_one_client(server, media_dir):
                                  "http://user:pass@93.184.215.14/hook", "http://no-such-host.invalid/",
                                  # IPv6 addresses that carry a private or loopback IPv4 one
                                  "http://[64:ff9b::a9fe:a9fe]/", "http://[::169.254.169.254]/", "http://[::10.0.0.1]/",
-                                 "http://[2002:a9fe:a9fe::1]/", "http://[::127.0.0.1]:{port}/hook"])
+                                 "http://[2002:a9fe:a9fe::1]/", "http://[::127.0.0.1]:{port}/hook",
+                                 "http://[::ffff:0:7f00:1]:{port}/hook", "http://[64:ff9b:1::a00:1]/"])
 def test_callbacks_into_the_servers_network_are_refused(server, media_dir, url):
     url = url.format(port=server.cfg["port"])
     as_query = post(server, media_dir / "coffee.png", params={"callback_url": url})

