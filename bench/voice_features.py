@@ -18,8 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detector.metrics import binary_report, by_video  # noqa: E402
@@ -36,15 +34,11 @@ CS = (0.0003, 0.001, 0.003)
 def table(f: dict, columns: dict[str, slice], feats: tuple[str, ...], C: float) -> dict[str, float]:
     """EER per held-out source with both classes, and the mean AUC."""
     X = np.concatenate([f["X"][:, columns[k]] for k in feats], 1)
-    cells = np.array([f"{s}|{y}|{v}" for s, y, v in zip(f["source"], f["y"], f["vocoded"])])
+    cells = voice.cells_of(f)
     eers, aucs = {}, []
     for name in sorted(set(f["source"])):
         train, test = (f["source"] != name) & ~f["scored"], (f["source"] == name) & f["scored"]
-        _, cell, counts = np.unique(cells[train], return_inverse=True, return_counts=True)
-        weight = 1.0 / counts[cell]
-        scaler = StandardScaler().fit(X[train])
-        head = LogisticRegression(C=C, max_iter=2000).fit(scaler.transform(X[train]), f["y"][train],
-                                                          sample_weight=weight * train.sum() / weight.sum())
+        scaler, head = voice.fit_logistic(X[train], f["y"][train], cells[train], C)
         probs = head.predict_proba(scaler.transform(X[test]))[:, 1]
         scores, labels, _ = by_video(probs, f["y"][test], f["item"][test])
         r = binary_report(labels, scores)

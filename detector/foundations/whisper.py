@@ -83,17 +83,19 @@ class WhisperEncoder(nn.Module):
         logmel = torch.maximum(logmel, logmel.amax((1, 2), keepdim=True) - 8.0)
         return (logmel + 4.0) / 4.0
 
-    def forward(self, wave: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, wave: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
+        """The first `depth` blocks' outputs (all of them by default: the last through the final norm)."""
         x = nn.functional.gelu(self.conv1(self.log_mel(wave)))
         x = nn.functional.gelu(self.conv2(x)).transpose(1, 2)
         if x.shape[1] > len(self.positions):
             raise ValueError(f"Whisper's encoder takes at most 30 s; got {x.shape[1] / 50:.1f} s")
         x = x + self.positions[: x.shape[1]]
         hidden = []
-        for block in self.blocks:
+        for block in self.blocks[:depth]:
             x = block(x)
             hidden.append(x)
-        hidden[-1] = self.norm(x)
+        if len(hidden) == len(self.blocks):
+            hidden[-1] = self.norm(x)
         return hidden
 
 

@@ -92,7 +92,7 @@ class FaceDetector:
         for img in images:
             s = scale or self._detect_scale(*img.shape[:2])
             scales.append(s)
-            small.append(_resize(img, s))
+            small.append(scale_image(img, s))
         # pad to one shape at the bottom/right: box coordinates stay those of each image
         H = max(x.shape[0] for x in small)
         W = max(x.shape[1] for x in small)
@@ -157,7 +157,7 @@ class FaceDetector:
         # only the region around the boxes: cheaper than the whole frame
         x0, y0 = np.clip(np.floor(boxes[:, :2].min(0)) - 2, 0, None).astype(int)
         x1, y1 = np.minimum(np.ceil(boxes[:, 2:].max(0)) + 2, [w, h]).astype(int)
-        region = _resize(image[y0:y1, x0:x1], s)
+        region = scale_image(image[y0:y1, x0:x1], s)
         (b, p), = self._cascade.refine(region[None], (boxes - [x0, y0, x0, y0]) * s, np.zeros(len(boxes)),
                                        rnet=self.cfg.track_rnet, iou=self.cfg.track_merge,
                                        keep=self.cfg.track_keep)
@@ -169,8 +169,8 @@ class FaceDetector:
                 for f, faces in zip(frames, found)]
 
 
-def _resize(image: np.ndarray, s: float) -> np.ndarray:
-    """The image scaled by `s` (area interpolation), or itself at 1."""
+def scale_image(image: np.ndarray, s: float) -> np.ndarray:
+    """The image scaled by `s` (area interpolation; every side at least 1 px), or itself at 1."""
     if s == 1:
         return image
     h, w = image.shape[:2]

@@ -32,7 +32,7 @@ from PIL import Image
 from detector.frontend import WORKER_PRELOAD
 from detector.frontend.audio import AudioWindow, voiced_windows
 from detector.config import AudioConfig, FaceConfig, MediaLimits, SamplingConfig, FrozenSettings
-from detector.frontend.faces import FaceDetector, FrameFaces, Track, link_tracks
+from detector.frontend.faces import FaceDetector, FrameFaces, Track, link_tracks, scale_image
 from detector.frontend.media import Frame, MediaInfo, iter_audio, iter_frames, probe
 from detector.frontend.provenance import Provenance, ProvenancePolicy
 
@@ -165,10 +165,7 @@ def _thumbnailed(frames: Iterator[Frame], into: dict[int, bytes], side: int) -> 
 
 def thumbnail(image: np.ndarray, side: int) -> bytes:
     """(H, W, 3) RGB -> JPEG bytes, the long side at most `side` pixels."""
-    h, w = image.shape[:2]
-    s = min(1.0, side / max(h, w))
-    size = (max(1, round(w * s)), max(1, round(h * s)))  # a 60000 x 1 image keeps one row
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if s < 1 else image
+    small = scale_image(image, min(1.0, side / max(image.shape[:2])))  # a 60000 x 1 image keeps its row
     return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
 

@@ -78,9 +78,10 @@ class VoiceProbe(nn.Module):
             hidden = hidden.reshape(len(parts), len(wave), -1, 256)
             encoded = {"emb": emb.view(len(parts), len(wave), -1).mean(0),
                        "hstats": torch.cat([hidden.mean((0, 2)), hidden.std(2).mean(0)], 1)}
-        if set(_WHISPER_TAPS) & set(self.features):
-            blocks = self.whisper(wave)
-            encoded |= {name: torch.cat([blocks[i].mean(1), blocks[i].std(1)], 1) for name, i in _WHISPER_TAPS.items()}
+        taps = {name: i for name, i in _WHISPER_TAPS.items() if name in self.features}
+        if taps:
+            blocks = self.whisper(wave, depth=max(taps.values()) + 1)  # no block past the deepest one read
+            encoded |= {name: torch.cat([blocks[i].mean(1), blocks[i].std(1)], 1) for name, i in taps.items()}
         for name in self.features:
             if name in encoded:
                 out.append(encoded[name])

@@ -1,6 +1,6 @@
 """The starter voice model (`voice_probe`): features of frozen pretrained encoders (Whisper tiny's,
-a GE2E speaker encoder) and spectral statistics, a logistic-regression head fitted on every page of `speech/` and every set of
-`audio/`, and its leave-one-page-out table.
+a GE2E speaker encoder) and spectral statistics, a logistic-regression head fitted on every page of
+`speech/` and every set of `audio/`, and its leave-one-page-out table.
 
     deepfake-detect starter voice --data ../shared/data --out out/starter/voice
 
@@ -36,9 +36,9 @@ from detector.recipes.operating import fit_operating_point, stamp
 
 WINDOW = 64_600  # 4 s at 16 kHz, as scoring cuts long audio
 AUDIO = AudioConfig(window_s=WINDOW / 16_000, hop_s=WINDOW / 32_000)  # how the bundle's scoring cuts a file
-# chosen by the mean leave-one-page-out EER (docs/models.md, bench/voice_features.py): Whisper's second block (its last alone was no
-# better than the speaker encoder), strong regularisation, every (source, label) cell weighing the same,
-# so the big pages do not decide what "spoof" means
+# chosen by the mean leave-one-page-out EER (bench/voice_features.py, docs/models.md): Whisper's second
+# block (its last alone was no better than the speaker encoder), strong regularisation, every (source,
+# label) cell weighing the same, so the big pages do not decide what "spoof" means
 RECIPE = dict(features=("whisper_mid", "hstats", "bands", "mel"), C=0.0003, windows=4)
 
 
@@ -124,13 +124,23 @@ def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0)
     return {k: np.concatenate(v) if k == "X" else np.array(v) for k, v in parts.items()}
 
 
-def fit_head(net, X: np.ndarray, y: np.ndarray, cells: np.ndarray, C: float):
-    """Standardised logistic regression, each cell (source, label, self-vocoded) weighing the same,
-    written into the network's head."""
+def fit_logistic(X: np.ndarray, y: np.ndarray, cells: np.ndarray, C: float) -> tuple[StandardScaler, LogisticRegression]:
+    """Standardised logistic regression, each cell (source, label, self-vocoded) weighing the same."""
     _, cell, counts = np.unique(cells, return_inverse=True, return_counts=True)
     weight = 1.0 / counts[cell]
     scaler = StandardScaler().fit(X)
     lr = LogisticRegression(C=C, max_iter=1000).fit(scaler.transform(X), y, sample_weight=weight * len(y) / weight.sum())
+    return scaler, lr
+
+
+def cells_of(f: dict[str, np.ndarray]) -> np.ndarray:
+    """Each window's cell: (source, label, self-vocoded)."""
+    return np.array([f"{s}|{label}|{v}" for s, label, v in zip(f["source"], f["y"], f["vocoded"])])
+
+
+def fit_head(net, X: np.ndarray, y: np.ndarray, cells: np.ndarray, C: float):
+    """`fit_logistic`, written into the network's head."""
+    scaler, lr = fit_logistic(X, y, cells, C)
     net.shift.copy_(torch.tensor(scaler.mean_))
     net.scale.copy_(torch.tensor(scaler.scale_ + 1e-8))
     net.head.weight.copy_(torch.tensor(lr.coef_))
@@ -148,7 +158,7 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
     rows = corpus(data)
     print(f"voice corpus: {len(rows)} files", flush=True)
     f = features(net, rows, r["windows"])
-    cells = np.array([f"{s}|{label}|{v}" for s, label, v in zip(f["source"], f["y"], f["vocoded"])])
+    cells = cells_of(f)
     sources = sorted(set(f["source"].tolist()))  # one class only (a page of spoofs): counts, no AUC
     table, pooled = [], {"logits": [], "labels": [], "items": []}
     with torch.inference_mode(False), torch.no_grad():
@@ -210,6 +220,6 @@ blocks has not been tried.
 
 **Retrain**: `deepfake-detect starter voice --install` (or `make models`, which also retrains the
 face model): about 5 minutes on 2 CPU cores; needs the `[foundations]` extra and
-`pip install --no-deps resemblyzer==0.1.4` (`make` installs both). Seed 0; the spread between runs
-has not been measured.
+`pip install --no-deps resemblyzer==0.1.4` (`make` installs both). Seed 0: rerunning it gave these
+exact weights (same version hash) and table; the spread over seeds has not been measured.
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import lightning as L
@@ -83,6 +84,11 @@ class BinaryDetector(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)}
 
 
+def _portable(settings: dict) -> dict:
+    """Training settings as a bundle records them: a path by its last part, never the building machine's."""
+    return {k: Path(v).name if isinstance(v, (str, Path)) and Path(v).is_absolute() else v for k, v in settings.items()}
+
+
 @torch.inference_mode()
 def predict_logits(net: torch.nn.Module, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logits, labels and item indices over a loader of (x, y, item) batches."""
@@ -117,7 +123,7 @@ class WriteBundle(L.Callback):
             **module.bundle_fields(dm), demo=self.demo, calibration=cal, thresholds=thresholds,
             operating_point={"likely_fake": f"{self.fpr:.0%} FPR on validation videos/files",
                              "review": f"{self.review_fpr:.0%} FPR on validation videos/files"},
-            training=dict(dm.hparams) | {"epochs": trainer.current_epoch, "checkpoint": str(best),
+            training=_portable(dict(dm.hparams)) | {"epochs": trainer.current_epoch, "checkpoint": Path(best).name,
                                          "train_items": len(dm.datasets["train"]),
                                          "val_items": len(dm.datasets[dm.hparams.val_split])},
             metrics={"val_frame": binary_report(y, cal(logits), thresholds.likely_fake),

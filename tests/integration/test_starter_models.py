@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 
 import numpy as np
 import pytest
@@ -39,6 +40,8 @@ def test_shipped_bundles_are_small_and_say_how_they_were_made():
         assert not meta.demo and meta.name.startswith("starter-") and meta.metrics["loso"]
         assert 0 < meta.thresholds.review <= meta.thresholds.likely_fake < 1
         assert (STARTER / modality / "MODEL_CARD.md").is_file()
+        text = (STARTER / modality / "bundle.json").read_text()
+        assert not re.search(r'"(/|[A-Za-z]:\\)[^"]*"', text), "a path of the machine that built it"
 
 
 def test_a_demo_bundle_is_warned_about(media_dir, tmp_path, cli):

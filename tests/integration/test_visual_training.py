@@ -83,6 +83,7 @@ def test_train_writes_a_bundle_that_evaluate_reads(toy_crops, tmp_path):
     frontend = json.loads((cache / "frontend.json").read_text())  # how the crops were cut, recorded once
     assert meta["input_size"] == 64 and meta["faces"] == frontend["faces"] and meta["sampling"] == frontend["sampling"]
     assert meta["metrics"]["val_video"]["auc"] > 0.7  # the blurred, tinted centre is easy to learn
+    assert not any(str(v).startswith("/") for v in meta["training"].values())  # no path of this machine
     assert main(["evaluate", "--checkpoint", str(bundle), "--dataset", "folder", "--root", str(toy_crops),
                  "--crops-as-is", "--split", "test", "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())

@@ -172,3 +172,12 @@ def test_the_shipped_bundles_score_without_any_foundation_package():
             "print('scored')")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip() == "scored", run.stderr[-2000:]
+
+
+def test_the_encoder_stops_after_the_deepest_block_asked_for():
+    torch.manual_seed(0)
+    net = WhisperEncoder().eval()
+    wave = torch.randn(1, 32_000)
+    with torch.no_grad():
+        every, first_two = net(wave), net(wave, depth=2)
+    assert len(first_two) == 2 and all(torch.equal(a, b) for a, b in zip(first_two, every[:2]))
