@@ -1,20 +1,24 @@
 """Load on the detection server: cross-request batching against `max_batch_size: 1`.
 
     .venv/bin/python bench/load.py [--clients 32] [--uploads 96] [--batches 32 8 1] [--rounds 1]
+                                   [--workers 2] [--files PATH...]
 
-Starts `deepfake-detect serve` once per `engine.max_batch_size` in --batches on loopback (same
-machine, same run; 1 is the unbatched baseline; --rounds repeats them in turn, and the ratios
-are of median throughputs, since one run on a shared VM can be off by a third), each time with N
-concurrent clients uploading the real photos of ../shared/data/faces and clips of
-../shared/data/video with `?wait=` until --uploads are answered: uploads/s, p50/p99 latency, the
-mean classifier batch size (from /metrics), 5xx count, and whether every upload was accounted for.
-The visual model is an untrained efficientnet_b0 at 224 px: speed does not depend on its weights.
+Starts the server (`python -m detector.cli serve`, so a source tree on PYTHONPATH will do) once per
+`engine.max_batch_size` in --batches on loopback (same machine, same run; 1 is the unbatched
+baseline; --rounds repeats them in turn, and the ratios are of median throughputs, since one run on
+a shared VM can be off by a third), each time with N concurrent clients uploading --files (default:
+the photos of ../shared/data/faces and clips of ../shared/data/video) with `?wait=` until --uploads
+are answered: uploads/s, p50/p99 latency, the mean classifier batch size (from /metrics), 5xx count,
+and whether every upload was accounted for; a run where one was not fails the bench (exit 1). The
+visual model is an untrained efficientnet_b0 at 224 px: speed does not depend on its weights. Each
+server's log is kept in --logs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import re
 import signal
@@ -32,31 +36,45 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from score import make_bundle  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
 KEY = "bench-key-0123456789abcdef"
+MEDIA = {".jpg", ".jpeg", ".png", ".mp4"}
 
 
-def start(folder: Path, bundle: Path, batch: int, wait_ms: float) -> tuple[subprocess.Popen, str]:
+def start(folder: Path, bundle: Path, batch: int, wait_ms: float, workers: int, log: Path,
+          ready_s: float = 180) -> tuple[subprocess.Popen, str]:
+    """A server on a free loopback port, ready; its output goes to `log`."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = {"port": port, "database_url": f"sqlite:///{folder / f'b{batch}.db'}", "store_dir": str(folder / f"store{batch}"),
-           "visual": str(bundle), "engine": {"workers": 2, "max_batch_size": batch, "max_wait_ms": wait_ms,
+           "visual": str(bundle), "engine": {"workers": workers, "max_batch_size": batch, "max_wait_ms": wait_ms,
                                              "max_in_flight": 32},
            "api_keys": {"bench": {"key": KEY, "roles": ["submit"]}}, "max_wait_s": 600,
+           "provenance": {"read": importlib.util.find_spec("c2pa") is not None},  # a bare GPU machine may lack it
            "webhooks": {"secret": "bench-webhook-secret-0123456789"}}
     (folder / "serve.yaml").write_text(yaml.safe_dump(cfg))
-    exe = Path(sys.executable).with_name("deepfake-detect")
-    proc = subprocess.Popen([str(exe), "serve", "--config", str(folder / "serve.yaml")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve", "--config", str(folder / "serve.yaml")],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + ready_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}: {_tail(log)}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
-            time.sleep(0.5)
-    raise TimeoutError("server did not start")
+            pass
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise TimeoutError(f"the server was not ready in {ready_s:.0f} s: {_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:]) or "(no output)"
 
 
 async def load(url: str, files: list[Path], clients: int, uploads: int) -> dict:
@@ -86,7 +104,8 @@ async def load(url: str, files: list[Path], clients: int, uploads: int) -> dict:
     lat = np.array(latencies)
     return {"uploads_per_s": uploads / took, "p50_s": float(np.percentile(lat, 50)), "p99_s": float(np.percentile(lat, 99)),
             "mean_batch": total / max(count, 1), "5xx": sum(s >= 500 for s in statuses), "accepted": len(ids),
-            "accounted": done, "answered_200": statuses.count(200)}
+            "accounted": done, "answered_200": statuses.count(200),
+            "answered": sum(s in (200, 202) for s in statuses)}
 
 
 def _batches(metrics: str) -> tuple[float, float]:
@@ -102,11 +121,14 @@ def main() -> None:
     ap.add_argument("--max-wait-ms", type=float, default=20)
     ap.add_argument("--batches", type=int, nargs="+", default=[32, 8, 1], help="max_batch_size values; include 1")
     ap.add_argument("--rounds", type=int, default=1, help="run every batch size this many times, in turn")
+    ap.add_argument("--workers", type=int, default=2, help="the server's front-end worker processes")
+    ap.add_argument("--files", type=Path, nargs="+", help="photos and clips to upload (default: ../shared/data's)")
+    ap.add_argument("--logs", type=Path, default=Path("out/load"), help="folder for the servers' logs")
     args = ap.parse_args()
-    files = sorted(p for p in (DATA / "faces").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    files += sorted((DATA / "video").rglob("*.mp4"))
+    files = args.files or sorted(p for d in ("faces", "video") for p in (DATA / d).rglob("*") if p.suffix.lower() in MEDIA)
     if not files:
-        sys.exit(f"no media under {DATA}")
+        sys.exit(f"no media: name some with --files, or put ../shared/data beside the checkout ({DATA})")
+    args.logs.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     files = [files[i] for i in rng.permutation(len(files))]
     print(f"{len(files)} files ({sum(p.suffix == '.mp4' for p in files)} clips), {args.clients} clients, "
@@ -114,10 +136,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = make_bundle(Path(tmp) / "bundle")
         results: dict[int, list[dict]] = {b: [] for b in args.batches}
+        lost = 0
         for n, batch in ((n, b) for n in range(args.rounds) for b in args.batches):
             folder = Path(tmp) / f"run{n}-{batch}"
             folder.mkdir()
-            proc, url = start(folder, bundle, batch, args.max_wait_ms)
+            proc, url = start(folder, bundle, batch, args.max_wait_ms, args.workers, args.logs / f"server-{n}-{batch}.log")
             try:
                 asyncio.run(load(url, files[:8], args.clients, 16))  # warm-up: workers, first calls
                 r = asyncio.run(load(url, files, args.clients, args.uploads))
@@ -128,10 +151,16 @@ def main() -> None:
             print(f"max_batch_size {batch:>3}: {r['uploads_per_s']:.2f} uploads/s, p50 {r['p50_s']:.1f} s, "
                   f"p99 {r['p99_s']:.1f} s, mean batch {r['mean_batch']:.1f}, 5xx {r['5xx']}, "
                   f"accounted {r['accounted']}/{r['accepted']}", flush=True)
+            if r["answered"] < args.uploads or r["accounted"] < r["accepted"]:
+                lost += 1
+                print(f"max_batch_size {batch}: FAILED: {args.uploads} uploads sent, {r['answered']} accepted, "
+                      f"{r['accounted']} of {r['accepted']} ids scored or failed (log: {args.logs / f'server-{n}-{batch}.log'})")
         rate = {b: float(np.median([r["uploads_per_s"] for r in rs])) for b, rs in results.items()}
         for batch in (b for b in args.batches if b != 1 and 1 in rate):
             print(f"max_batch_size {batch} / unbatched: {rate[batch] / rate[1]:.2f}x (median of {args.rounds} rounds: "
                   f"{rate[batch]:.2f} / {rate[1]:.2f} uploads/s)")
+    if lost:
+        sys.exit(f"{lost} run(s) did not account for every upload")
 
 
 if __name__ == "__main__":

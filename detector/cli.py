@@ -19,6 +19,7 @@ from detector.config import ConfigError, FrontEndConfig, describe, load_config, 
 from detector.progress import LineProgress, progress
 
 console = Console(stderr=True)
+PLUGINS = "deepfake_detect.commands"  # entry-point group of modules that register more subcommands
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"}
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
 # mistakes a user can fix (a path, a settings file): one line on stderr and exit code 2, never a traceback
@@ -454,13 +455,30 @@ def _progress() -> Progress | LineProgress:
     return progress(console)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from importlib.metadata import entry_points, version
+def project() -> tuple[str, list[str]]:
+    """This distribution's version and its command plugins (modules), read from pyproject.toml beside the
+    package when it runs from a source tree (`python -m detector.cli`) rather than installed."""
+    import importlib.metadata as metadata
+    import tomllib
 
-    for plugin in entry_points(group="deepfake_detect.commands"):  # e.g. the server's `serve`
-        plugin.load()
+    try:
+        return metadata.version("deepfake-detector"), [p.value for p in metadata.entry_points(group=PLUGINS)]
+    except metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        if not pyproject.is_file():
+            return "unknown (not installed)", []
+        meta = tomllib.loads(pyproject.read_text())["project"]
+        return f"{meta['version']} (source tree)", list(meta.get("entry-points", {}).get(PLUGINS, {}).values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    import importlib
+
+    version, plugins = project()
+    for plugin in plugins:  # e.g. the server's `serve`
+        importlib.import_module(plugin.partition(":")[0])
     parser = argparse.ArgumentParser(prog="deepfake-detect", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('deepfake-detector')}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, run, example) in COMMANDS.items():
         add_args(sub.add_parser(name, help=run.__doc__, description=run.__doc__, epilog=f"example:\n  {example}",
@@ -481,5 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m detector.cli`: plugins register with the imported module, not this copy
+    from detector.cli import main as cli_main
+
+    sys.exit(cli_main())

@@ -73,3 +73,23 @@ def test_progress_is_written_as_lines_when_stderr_is_not_a_terminal(media_dir, c
     assert main(["faces", *files, "--frames", "2"]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("scanning: ")]
     assert lines[0].startswith("scanning: 1/3 in ") and lines[-1].startswith("scanning: 3/3 in ")
+
+
+def test_the_cli_runs_as_a_module_with_its_plugins():
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "serve", "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-1000:]
+    assert r.stdout.startswith("usage: deepfake-detect serve")
+
+
+def test_a_source_tree_reads_its_version_and_plugins_from_pyproject(monkeypatch):
+    import importlib.metadata
+
+    from detector import cli
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    version, plugins = cli.project()
+    assert version.endswith("(source tree)") and plugins == ["serve.cli"]

@@ -57,10 +57,12 @@ def test_scorer_on_cuda_gives_the_cpu_verdicts(tmp_path):
     assert runs["cuda"].keys() == runs["cpu"].keys() == {str(p) for p in paths}
     for path, want in runs["cpu"].items():
         got = runs["cuda"][path]
-        assert abs(got.score - want.score) < 0.01
         assert abs(got.visual.score - want.visual.score) < 0.01
         assert (got.audio is None) == (want.audio is None)
         assert want.audio is None or abs(got.audio.score - want.audio.score) < 0.01
-        # the starter models score near their thresholds: a decision may flip within the tolerance
-        cuts = [t for m in want.models for t in (m.thresholds.review, m.thresholds.likely_fake)]
-        assert got.decision == want.decision or min(abs(want.score - t) for t in cuts) < 0.01
+        # the starter models score near their thresholds: a modality's decision may flip within the
+        # tolerance, and with it which modality's score the upload reports
+        result = {"visual": want.visual, "audio": want.audio}
+        near = any(abs(r.score - t) < 0.01 for m in want.models if (r := result[m.modality]) and r.score is not None
+                   for t in (m.thresholds.review, m.thresholds.likely_fake))
+        assert (got.decision == want.decision and abs(got.score - want.score) < 0.01) or near
