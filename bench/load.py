@@ -51,7 +51,7 @@ def start(folder: Path, bundle: Path, batch: int, wait_ms: float, workers: int, 
     cfg = {"port": port, "database_url": f"sqlite:///{folder / f'b{batch}.db'}", "store_dir": str(folder / f"store{batch}"),
            "visual": str(bundle), "engine": {"workers": workers, "max_batch_size": batch, "max_wait_ms": wait_ms,
                                              "max_in_flight": 32},
-           "api_keys": {"bench": {"key": KEY, "roles": ["submit"]}}, "max_wait_s": 600,
+           "api_keys": {"bench": {"key": KEY, "roles": ["submit", "metrics"]}}, "max_wait_s": 600,
            "provenance": {"read": importlib.util.find_spec("c2pa") is not None},  # a bare GPU machine may lack it
            "webhooks": {"secret": "bench-webhook-secret-0123456789"}}
     (folder / "serve.yaml").write_text(yaml.safe_dump(cfg))

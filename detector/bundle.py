@@ -71,13 +71,19 @@ def save_bundle(folder: str | Path, net: torch.nn.Module, meta: BundleMeta) -> P
     return folder
 
 
+def bundle_meta(folder: str | Path) -> BundleMeta:
+    """A bundle's metadata alone (no weights read)."""
+    folder = Path(folder)
+    if not (folder / "bundle.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a checkpoint bundle (no bundle.json)")
+    return BundleMeta.model_validate_json((folder / "bundle.json").read_text())
+
+
 def load_bundle(folder: str | Path, device: str | torch.device = "cpu",
                 runtime: str = "torch") -> tuple[torch.nn.Module, BundleMeta]:
     """The network and its metadata; `runtime="onnx"` runs the exported model.onnx instead."""
     folder = Path(folder)
-    if not (folder / "bundle.json").is_file():
-        raise FileNotFoundError(f"{folder}: not a checkpoint bundle (no bundle.json)")
-    meta = BundleMeta.model_validate_json((folder / "bundle.json").read_text())
+    meta = bundle_meta(folder)
     if runtime == "onnx":
         from detector.export import OnnxNet
 

@@ -258,7 +258,8 @@ def score_cmd(args: argparse.Namespace) -> int:
     from detector.config import SamplingConfig
     from detector.scoring.fusion import Fusion
     from detector.frontend.provenance import ProvenancePolicy
-    from detector.scoring.results import ResultsFile
+    from detector.bundle import bundle_meta, resolve_bundle
+    from detector.scoring.results import ResultsFile, models_signature
     from detector.frontend.scan import file_id
     from detector.scoring.scorer import Scorer
 
@@ -272,8 +273,11 @@ def score_cmd(args: argparse.Namespace) -> int:
         console.print("[red]nothing to score: give files, folders, globs, --manifest or - for stdin")
         return 2
     results = ResultsFile(args.out, retry_errors=args.retry_errors)
+    signature = models_signature([{"modality": m.modality, "version": m.version} for m in map(
+        bundle_meta, filter(None, (resolve_bundle(args.visual, "visual"), resolve_bundle(args.audio, "audio"))))])
     # hashing every input costs a read of it: only worth it when resuming
-    todo = [p for p in paths if not (results.done and p.is_file() and file_id(p) in results.done)]
+    todo = [p for p in paths if not (str(p) in results.done and p.is_file()
+                                     and results.is_done(p, file_id(p), signature))]
     console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
     kwargs = dict(visual=args.visual, audio=args.audio, sampling=args.frames and SamplingConfig(frames=args.frames),
                   batch_size=args.batch_size, runtime=args.runtime,

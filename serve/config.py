@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detector.config import MediaLimits, SamplingConfig, read_yaml, validate
 from detector.scoring.fusion import Fusion
 from detector.frontend.provenance import ProvenancePolicy
 from detector.scoring.scorer import Decision
 
-Role = Literal["submit", "review", "admin"]
+Role = Literal["submit", "review", "metrics", "admin"]  # metrics: /metrics only (a Prometheus scraper)
 DEFAULT_SECRET = "change-me"
 
 
@@ -31,9 +31,19 @@ class EngineConfig(Settings):
     job_lease_s: float = Field(60, gt=0)  # a claimed job whose owner vanished returns to the queue after this
     max_attempts: int = Field(2, ge=1)  # a job whose worker died (once read alone) or lease ran out this often fails
     job_timeout_s: float = Field(600, gt=0)  # reading one upload (frames, faces, sound track, C2PA), at most
+    job_deadline_s: float = Field(720, gt=0)  # a claimed job, read and scored, at most: then it fails as `timeout`
+    # and its lease is no longer renewed
+    model_stall_s: float = Field(60, gt=0)  # a model call running longer makes /readyz answer 503 and stops claims
     admission_timeout_s: float = Field(30, gt=0)  # probing an upload's header before it is accepted, at most
     poll_s: float = Field(0.2, gt=0)  # how often an idle engine looks for queued jobs
     device: str = "auto"
+
+    @model_validator(mode="after")
+    def _deadline_after_reading(self) -> "EngineConfig":
+        if self.job_deadline_s <= self.job_timeout_s:
+            raise ValueError(f"job_deadline_s ({self.job_deadline_s:g}) must exceed job_timeout_s ({self.job_timeout_s:g}): "
+                             "the models score after the upload is read")
+        return self
 
 
 class ReviewConfig(Settings):
@@ -52,7 +62,9 @@ class WebhookConfig(Settings):
     # unless started for development (`serve --dev` or DEEPFAKE_DEV=1)
     max_attempts: int = Field(8, ge=1)
     backoff_s: float = Field(1.0, gt=0)  # doubles after every failed attempt
-    timeout_s: float = Field(5.0, gt=0)
+    timeout_s: float = Field(5.0, gt=0)  # connecting, and each read
+    deadline_s: float = Field(15.0, gt=0)  # one delivery, whole: a receiver that trickles its answer is cut off
+    concurrency: int = Field(8, ge=1)  # deliveries at once, one per receiver (host:port): a slow one delays its own
     allow_hosts: list[str] = []  # callback hosts delivered to although they resolve to loopback, private or
     # other non-public addresses (tests, on-premise receivers); every other such callback is refused
 
@@ -90,6 +102,7 @@ class ServeConfig(Settings):
     max_wait_s: float = Field(60, ge=0)  # ceiling for ?wait=
     upload_timeout_s: float = Field(300, gt=0)  # receiving one upload's body, at most (then 408)
     api_keys: dict[str, ApiKey] = {}  # name -> key and roles, for bootstrapping; stored hashed
+    metrics_public: bool = False  # True: /metrics answers without a key (else a `metrics` or `admin` key)
 
 
 def load_serve_config(path: str | Path | None, overrides: dict | None = None) -> ServeConfig:

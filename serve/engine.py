@@ -2,13 +2,18 @@
 under the job timeout, and hands what was read to the Scorer, whose batches mix the face crops and
 voice windows of every upload in flight.
 
-One engine per server process. Jobs are claimed with a lease that the engine renews while it
-works; a server killed mid-job leaves leases that run out, and any engine claims those jobs again.
-A Verdict is stored only by the owner of a live claim, so every upload is scored exactly once.
+One engine per server process. A job is an upload claimed with a lease that the engine renews
+while it works, up to the job's deadline (`engine.job_deadline_s`): then the job fails as
+`timeout`, whatever the model stage is doing. Each job settles exactly once: stored, failed, or
+given back to the queue (a worker that died, a model out of memory) as an attempt. A server killed
+mid-job leaves leases that run out, and any engine claims those jobs again, `max_attempts` times
+at most. A Verdict is stored only by the owner of a live claim, so every upload is scored once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -56,7 +61,7 @@ class Engine:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._done = threading.Condition()
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}  # ?wait= callers
         self._hand = ThreadPoolExecutor(2, thread_name_prefix="hand")  # off the scanner's result thread
         self._thread = threading.Thread(target=self._claim_loop, daemon=True, name="claim")
 
@@ -75,30 +80,55 @@ class Engine:
         """A job was queued: look for work now rather than at the next poll."""
         self._wake.set()
 
-    def wait_for(self, upload_id: str, timeout: float) -> None:
-        """Block until this upload leaves the queue or `timeout` passes (for `?wait=`)."""
-        end = time.monotonic() + timeout
-        with self._done:
+    async def wait(self, upload_id: str, timeout: float) -> None:
+        """Return once this upload is scored or failed, or `timeout` passed (for `?wait=`): woken by this
+        engine, and every few seconds reading the database (another server may have scored it)."""
+        loop, end = asyncio.get_running_loop(), time.monotonic() + timeout
+        future = loop.create_future()
+        with self._lock:
+            self._waiters.setdefault(upload_id, []).append((loop, future))
+        try:
             while (left := end - time.monotonic()) > 0:
-                up = self.store.uploads.get(upload_id)
+                up = await asyncio.to_thread(self.store.uploads.get, upload_id)
                 if up is None or up["status"] in ("scored", "failed"):
                     return
-                self._done.wait(min(left, 0.5))
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), min(left, 2.0))
+                    return
+                except TimeoutError:
+                    pass
+        finally:
+            with self._lock:
+                waiting = self._waiters.get(upload_id, [])
+                waiting[:] = [w for w in waiting if w[1] is not future]
+                if not waiting:
+                    self._waiters.pop(upload_id, None)
+
+    def stalled(self) -> str | None:
+        """Why this engine should take no work now (a model call that has run too long), or None."""
+        limit = self.cfg.engine.model_stall_s
+        for name, batches in (("visual", self.scorer.crops), ("audio", self.scorer.windows)):
+            if batches and (took := batches.running_for()) > limit:
+                return f"the {name} model has been running one batch for {took:.0f} s (limit {limit:g} s)"
+        return None
 
     def _claim_loop(self) -> None:
         e = self.cfg.engine
         renewed = 0.0
         while not self._stop.is_set():
             try:
+                self._expire()
                 free = e.max_in_flight - len(self.in_flight)
-                jobs = self.store.uploads.claim(self.owner, free, e.job_lease_s) if free > 0 else []
+                jobs, exhausted = [], []
+                if free > 0 and not self.stalled():  # a hung model: leave the queue to healthy servers
+                    jobs, exhausted = self.store.uploads.claim(self.owner, free, e.job_lease_s, e.max_attempts)
+                for uid in exhausted:
+                    metrics.ERRORS.labels("worker_crash").inc()
+                    log.warning("upload %s failed: it stopped its server %d times", uid, e.max_attempts)
                 for job in jobs:
                     self._start(job)
                 if time.monotonic() - renewed > e.job_lease_s / 3:
                     self.store.uploads.renew(self.owner, list(self.in_flight), e.job_lease_s)
-                    for uid in self.store.uploads.fail_exhausted(e.max_attempts):
-                        metrics.ERRORS.labels("worker_crash").inc()
-                        log.warning("upload %s failed: it stopped its worker %d times", uid, e.max_attempts)
                     renewed = time.monotonic()
                 metrics.IN_FLIGHT.set(len(self.in_flight))
                 if not jobs:
@@ -114,15 +144,34 @@ class Engine:
                 return
             self.in_flight[job["id"]] = job
         job["t0"] = time.perf_counter()
+        job["deadline"] = time.monotonic() + self.cfg.engine.job_deadline_s
         self.scanner.submit(self.files.path(job["sha256"]),  # stopping: its lease runs out, another engine takes it
                             lambda scan: self._stop.is_set() or self._hand.submit(self._scanned, job, scan))
 
+    def _take(self, job: dict) -> bool:
+        """True for the first caller only: the job leaves this engine, and that caller settles it."""
+        with self._lock:
+            if job.get("settled"):
+                return False
+            job["settled"] = True
+            self.in_flight.pop(job["id"], None)
+            return True
+
+    def _expire(self) -> None:
+        """Jobs past their deadline fail as `timeout` (their lease is renewed no more); a late result is dropped."""
+        now = time.monotonic()
+        for job in [j for j in list(self.in_flight.values()) if j["deadline"] < now]:
+            if self._take(job):
+                limit = self.cfg.engine.job_deadline_s
+                log.warning("upload %s did not finish in %g s%s", job["id"], limit, f": {self.stalled()}" if self.stalled() else "")
+                self._finish(job, None, {"type": "Timeout", "reason": "timeout",
+                                         "message": f"scoring did not finish within {limit:g} s"})
+
     def _scanned(self, job: dict, scan: Scan) -> None:
+        if job.get("settled"):  # past its deadline already
+            return
         if scan.error and scan.error["reason"] == "worker_crash":
-            try:
-                self._worker_died(job)
-            except Exception:
-                log.exception("releasing upload %s", job["id"])
+            self._worker_died(job)
             return
         metrics.STAGE.labels("scan").observe(time.perf_counter() - job["t0"])
         self.scorer.submit(scan, lambda record: self._record(job, scan, record))
@@ -130,45 +179,65 @@ class Engine:
     def _worker_died(self, job: dict) -> None:
         """Retry the job elsewhere, up to max_attempts; then it fails with that reason."""
         log.warning("a worker died while scanning upload %s (attempt %d)", job["id"], job["attempts"])
-        with self._lock:
-            self.in_flight.pop(job["id"], None)
-        if job["attempts"] >= self.cfg.engine.max_attempts:
-            self.store.uploads.finish(job["id"], self.owner, None, {
-                "type": "WorkerCrash", "reason": "worker_crash", "message": "decoding this upload stopped its worker"},
-                self.cfg.review.queue_decisions)
-            metrics.ERRORS.labels("worker_crash").inc()
-        else:
-            self.store.uploads.release(job["id"], self.owner)
-        self._notify()
+        self._again_or_fail(job, {"type": "WorkerCrash", "reason": "worker_crash",
+                                  "message": "decoding this upload stopped its worker"})
 
-    def _record(self, job: dict, scan: Scan, record: Verdict | ErrorRecord) -> None:
-        """Store the upload's result (on the batches' hooks thread); the job leaves this engine whatever happens."""
-        try:
-            self._store(job, scan, record)
-        finally:
-            with self._lock:
-                self.in_flight.pop(job["id"], None)  # unrenewed, its lease runs out if the result was not stored
-            self._notify()
+    def _again_or_fail(self, job: dict, error: dict) -> None:
+        """Back to the queue while attempts are left (this one counted), else failed with `error`."""
+        if not self._take(job):
+            return
+        if job["attempts"] >= self.cfg.engine.max_attempts:
+            self._finish(job, None, error)
+        else:
+            try:
+                self.store.uploads.release(job["id"], self.owner)
+            except Exception:  # its lease runs out and it is claimed again
+                log.exception("releasing upload %s", job["id"])
             self._wake.set()
 
-    def _store(self, job: dict, scan: Scan, record: Verdict | ErrorRecord) -> None:
+    def _record(self, job: dict, scan: Scan, record: Verdict | ErrorRecord) -> None:
+        """Store the upload's result (on the batches' hooks thread), unless its job was settled already."""
+        if isinstance(record, ErrorRecord) and record.error.get("retryable"):
+            log.warning("upload %s: %s; it goes back to the queue", job["id"], record.error["message"][:200])
+            self._again_or_fail(job, record.error)
+            return
+        if not self._take(job):
+            log.info("upload %s was settled before its result came (deadline); the result is dropped", job["id"])
+            return
         metrics.STAGE.labels("total").observe(time.perf_counter() - job["t0"])
         if isinstance(record, Verdict):
-            verdict = record.model_dump(mode="json", exclude={"path"})
-            self._keep_evidence(job["id"], scan, record)
-            stored = self.store.uploads.finish(job["id"], self.owner, verdict, None, self.cfg.review.queue_decisions)
-            metrics.DECISIONS.labels(record.decision).inc()
+            try:
+                self._keep_evidence(job["id"], scan, record)
+            except Exception:  # evidence is a convenience: the Verdict is stored without it
+                log.exception("keeping the evidence of upload %s", job["id"])
+            if self._finish(job, record.model_dump(mode="json", exclude={"path"}), None):
+                metrics.DECISIONS.labels(record.decision).inc()
         else:  # messages name the upload, never where its bytes are stored
             message = re.sub(rf"[^\s'\"]*{job['sha256']}", f"upload {job['id']}", record.error.get("message", ""))
-            stored = self.store.uploads.finish(job["id"], self.owner, None, record.error | {"message": message},
-                                           self.cfg.review.queue_decisions)
-            metrics.ERRORS.labels(record.error.get("reason", "error")).inc()
-        if not stored:
-            log.warning("upload %s was taken over by another engine; its result here is dropped", job["id"])
+            self._finish(job, None, record.error | {"message": message})
 
-    def _notify(self) -> None:
-        with self._done:
-            self._done.notify_all()
+    def _finish(self, job: dict, verdict: dict | None, error: dict | None) -> bool:
+        """Store the settled job's result (unless another engine took it over); waiters and the loop hear of it."""
+        try:
+            stored = self.store.uploads.finish(job["id"], self.owner, verdict, error, self.cfg.review.queue_decisions)
+            if not stored:
+                log.warning("upload %s was taken over by another engine; its result here is dropped", job["id"])
+            elif error:
+                metrics.ERRORS.labels(error.get("reason", "error")).inc()
+            return stored
+        except Exception:  # the database is away: unrenewed, the lease runs out and the job is claimed again
+            log.exception("storing the result of upload %s", job["id"])
+            return False
+        finally:
+            self._notify(job["id"])
+            self._wake.set()
+
+    def _notify(self, upload_id: str) -> None:
+        with self._lock:
+            waiting = self._waiters.pop(upload_id, [])
+        for loop, future in waiting:
+            with contextlib.suppress(RuntimeError):  # its event loop has closed: the server is stopping
+                loop.call_soon_threadsafe(lambda f=future: f.done() or f.set_result(None))
 
     def _keep_evidence(self, upload_id: str, scan: Scan, verdict: Verdict) -> None:
         """The most suspicious face crops, spread over the upload, and the frames they came from with the

@@ -28,7 +28,7 @@ def _pcts(values: list[float]) -> dict:
 
 
 def summary(store: Store, since: float) -> dict:
-    with store.engine.connect() as c:
+    with store.uploads.reading() as c:
         ups = [r._mapping for r in c.execute(sa.select(uploads.c.status, uploads.c.decision, uploads.c.created_at,
                                                        uploads.c.scored_at).where(uploads.c.created_at >= since))]
         items = [r._mapping for r in c.execute(

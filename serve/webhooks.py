@@ -2,7 +2,10 @@
 
 Each POST carries `X-Event-Id` (receivers de-duplicate on it), `X-Event`, `X-Timestamp` and
 `X-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the shared secret>`.
-Failed attempts are retried with exponential backoff up to `max_attempts`.
+Failed attempts are retried with exponential backoff up to `max_attempts`. Up to `concurrency`
+deliveries run at once, one per receiver (host and port), each within `deadline_s` from connecting
+to the status line: a slow or trickling receiver delays only its own deliveries. Only the status
+line and headers of an answer are read, never its body.
 
 Callbacks reach public addresses only: a URL with credentials, or a host that resolves to a
 loopback, private, link-local, multicast or reserved address, is refused at upload and again at
@@ -12,6 +15,7 @@ in `allow_hosts` (tests, on-premise receivers) may resolve to any address.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -76,33 +80,56 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class Sender:
+    """A thread running the deliveries' event loop."""
+
     def __init__(self, cfg: WebhookConfig, store: Store):
         self.cfg, self.store = cfg, store
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="webhooks")
-        self._client = httpx.Client(timeout=cfg.timeout_s, follow_redirects=False)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._loop()), daemon=True, name="webhooks")
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop.set()  # deliveries under way are dropped: held, they are due again after `hold_s`
         self._thread.join(timeout=10)
-        self._client.close()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                due = self.store.webhooks.due(16, hold_s=2 * self.cfg.timeout_s)
-                for hook in due:
-                    self.store.webhooks.attempted(hook, self._send(hook), self.cfg.max_attempts, self.cfg.backoff_s)
-            except Exception:
-                log.exception("webhook loop")
+    async def _loop(self) -> None:
+        busy: dict[str, asyncio.Task] = {}  # receiver (host:port) -> its delivery under way
+        hold_s = 2 * self.cfg.deadline_s  # a held delivery is due again after this (its server died)
+        async with httpx.AsyncClient(timeout=self.cfg.timeout_s, follow_redirects=False) as client:
+            while not self._stop.is_set():
                 due = []
-            if not due:
-                self._stop.wait(0.25)
+                try:
+                    free = self.cfg.concurrency - len(busy)
+                    due = await asyncio.to_thread(self.store.webhooks.due, free, hold_s) if free > 0 else []
+                    later = []
+                    for hook in due:
+                        receiver = httpx.URL(hook["url"]).netloc.decode()
+                        if receiver in busy:
+                            later.append(hook["id"])
+                        else:
+                            busy[receiver] = asyncio.create_task(self._deliver(client, hook))
+                            busy[receiver].add_done_callback(lambda _, r=receiver: busy.pop(r, None))
+                    if later:  # their receiver is busy: due again shortly, no attempt counted
+                        await asyncio.to_thread(self.store.webhooks.defer, later, 0.25)
+                except Exception:
+                    log.exception("webhook loop")
+                if not due or len(busy) >= self.cfg.concurrency:
+                    await asyncio.sleep(0.25)
 
-    def _send(self, hook: dict) -> str | None:
+    async def _deliver(self, client: httpx.AsyncClient, hook: dict) -> None:
+        try:
+            error = await asyncio.wait_for(self._send(client, hook), self.cfg.deadline_s)
+        except TimeoutError:
+            error = f"no answer within {self.cfg.deadline_s:g} s"
+        metrics.WEBHOOKS.labels("delivered" if error is None else "failed").inc()
+        try:
+            await asyncio.to_thread(self.store.webhooks.attempted, hook, error, self.cfg.max_attempts, self.cfg.backoff_s)
+        except Exception:  # held, it is due again after hold_s
+            log.exception("recording webhook %s", hook["id"])
+
+    async def _send(self, client: httpx.AsyncClient, hook: dict) -> str | None:
         """None when delivered, else why not."""
         body = json.dumps(hook["payload"], separators=(",", ":")).encode()
         ts = str(int(time.time()))
@@ -110,11 +137,12 @@ class Sender:
                    "X-Timestamp": ts, "X-Signature": sign(self.cfg.secret, ts, body)}
         url = httpx.URL(hook["url"])
         try:  # to the address checked, named as the URL names it (Host header, TLS server name)
-            pinned = url.copy_with(host=address(hook["url"], self.cfg.allow_hosts))
-            r = self._client.post(pinned, content=body, headers=headers | {"Host": url.netloc.decode()},
-                                  extensions={"sni_hostname": url.host})
-            error = None if r.status_code < 300 else f"HTTP {r.status_code}"
+            checked = await asyncio.to_thread(address, hook["url"], self.cfg.allow_hosts)
+            request = client.build_request("POST", url.copy_with(host=checked), content=body,
+                                           headers=headers | {"Host": url.netloc.decode()},
+                                           extensions={"sni_hostname": url.host})
+            response = await client.send(request, stream=True)  # the status line and headers only
+            await response.aclose()
+            return None if response.status_code < 300 else f"HTTP {response.status_code}"
         except (httpx.HTTPError, Refused) as e:
-            error = f"{type(e).__name__}: {e}"
-        metrics.WEBHOOKS.labels("delivered" if error is None else "failed").inc()
-        return error
+            return f"{type(e).__name__}: {e}"

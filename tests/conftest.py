@@ -263,7 +263,7 @@ def review_page(browser, server: "Server", reviewer: str, ready: str = "#queue t
 
 
 KEYS = {name: f"{name}-key-0123456789abcdef"  # "other": a second `submit` key, where a test registers it
-        for name in ("uploader", "alice", "bob", "carol", "dave", "admin", "other")}
+        for name in ("uploader", "alice", "bob", "carol", "dave", "admin", "other", "prometheus")}
 
 
 def free_port() -> int:
@@ -280,7 +280,7 @@ def server_config(bundles: tuple[Path, Path], folder: Path, **changes) -> dict:
            "webhooks": {"secret": "test-webhook-secret"},
            "api_keys": {name: {"key": KEYS[name], "roles": [role]} for name, role in
                         (("uploader", "submit"), ("alice", "review"), ("bob", "review"), ("carol", "review"),
-                                         ("dave", "review"), ("admin", "admin"))}}
+                                         ("dave", "review"), ("admin", "admin"), ("prometheus", "metrics"))}}
     for k, v in changes.items():
         cfg[k] = cfg[k] | v if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
     return cfg

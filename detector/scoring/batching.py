@@ -18,8 +18,10 @@ class Batcher:
     """A loop thread runs a batch once `batch_size` inputs wait or the oldest waited `max_wait_s`.
 
     `run` maps a list of inputs to one output per input. Every input's `done` is called exactly once,
-    with its output or with the exception that ended its batch (a length mismatch is one), on a hooks
-    thread: the loop thread only runs the model. The loop thread lives while inputs wait.
+    with its output or with the exception that ended its run (a length mismatch is one), on a hooks
+    thread: the loop thread only runs the model. When a batch fails, its inputs are run once more one
+    at a time, so one bad input or a batch too big for the device fails only what it must. The loop
+    thread lives while inputs wait; `running_for()` says how long the model call under way has run.
     """
 
     def __init__(self, run: Callable[[list[np.ndarray]], np.ndarray], batch_size: int, max_wait_s: float = 0.02,
@@ -28,6 +30,7 @@ class Batcher:
         self.run, self.batch_size, self.max_wait_s, self.on_batch = run, max(1, batch_size), max_wait_s, on_batch
         self._items: list[tuple[np.ndarray, Callable[[float | BaseException], None], float]] = []  # x, done, added
         self._looping = False
+        self._started: float | None = None  # when the model call under way began (monotonic)
         self._cond = threading.Condition()
         self._hooks = ThreadPoolExecutor(1, thread_name_prefix="hooks")
 
@@ -45,6 +48,11 @@ class Batcher:
             self._items = [(x, done, -math.inf) for x, done, _ in self._items]
             self._cond.notify()
 
+    def running_for(self) -> float:
+        """Seconds the model call under way has run (0 when idle): a heartbeat for readiness checks."""
+        started = self._started
+        return 0.0 if started is None else time.monotonic() - started
+
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -57,17 +65,32 @@ class Batcher:
                     self._looping = False
                     return
                 batch, self._items = self._items[: self.batch_size], self._items[self.batch_size :]
+            xs = [x for x, _, _ in batch]
             try:
-                out = self.run([x for x, _, _ in batch])
-                if len(out) != len(batch):
-                    raise RuntimeError(f"the model gave {len(out)} outputs for {len(batch)} inputs")
-                results: list = [float(y) for y in out]
-            except Exception as e:  # every input of the batch hears it
+                results: list = self._call(xs)
+            except Exception as e:  # noqa: BLE001 - once more one by one; each input hears its own outcome
                 log.exception("model batch of %d", len(batch))
-                results = [e] * len(batch)
+                results = [e] if len(xs) == 1 else [self._alone(x) for x in xs]
             if self.on_batch:
                 self.on_batch(len(batch))
             self._hooks.submit(_answer, [done for _, done, _ in batch], results)
+
+
+    def _call(self, xs: list[np.ndarray]) -> list[float]:
+        self._started = time.monotonic()
+        try:
+            out = self.run(xs)
+        finally:
+            self._started = None
+        if len(out) != len(xs):
+            raise RuntimeError(f"the model gave {len(out)} outputs for {len(xs)} inputs")
+        return [float(y) for y in out]
+
+    def _alone(self, x: np.ndarray) -> float | BaseException:
+        try:
+            return self._call([x])[0]
+        except Exception as e:  # noqa: BLE001 - handed to this input's hook
+            return e
 
 
 def _answer(dones: list[Callable], results: list) -> None:

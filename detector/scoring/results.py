@@ -1,9 +1,10 @@
-"""results.jsonl: one Verdict or error record per upload, appended and flushed as uploads finish.
+"""results.jsonl: one Verdict or error record per input path, appended and flushed as uploads finish.
 
 A crash can only cut the last line; opening the file again drops that partial line, so the file
-never stays corrupt. A rerun skips every upload with a Verdict, and every upload whose bytes failed
-in a way they always will (unsupported, corrupt, too large) unless asked to retry errors; an upload
-scored again replaces its earlier record, so the file keeps one record per upload.
+never stays corrupt. A rerun skips every path whose record is a Verdict of the same bytes by the
+same model versions, and every one whose bytes failed in a way they always will (unsupported,
+corrupt, too large) unless asked to retry errors; a path scored again replaces its earlier record,
+so the file keeps one record per path, also where two paths hold the same bytes.
 """
 
 from __future__ import annotations
@@ -41,28 +42,43 @@ def merge_parts(out: str | Path) -> None:
             part.unlink()
 
 
-def _key(record: dict) -> str:
-    return record.get("id") or record["path"]
+def models_signature(models: list[dict]) -> str:
+    """Which model versions a Verdict came from (older results files call the modality `kind`)."""
+    return ";".join(sorted(f"{m.get('modality', m.get('kind'))}:{m['version']}" for m in models))
+
+
+ANY_MODEL = "*"  # a final error: the same bytes fail the same way whichever models score them
 
 
 class ResultsFile:
     def __init__(self, path: str | Path, retry_errors: bool = False):
         self.path = Path(path)
-        self.latest: dict[str, str] = {}  # upload -> its newest record's line
+        self.retry_errors = retry_errors
+        self.latest: dict[str, str] = {}  # path -> its newest record's line
         data = _complete_lines(self.path) if self.path.is_file() else b""
         lines = data.decode().splitlines()
         for line in lines:
-            self.latest[_key(json.loads(line))] = line
+            self.latest[json.loads(line)["path"]] = line
         if len(self.latest) < len(lines) or self.path.is_file() and len(data) != self.path.stat().st_size:
-            self._rewrite()  # a line cut by a crash, or an upload scored twice by a run that crashed
-        self.done: set[str] = set()
+            self._rewrite()  # a line cut by a crash, or a path scored twice by a run that crashed
+        self.done: dict[str, tuple[str, str]] = {}  # path -> (bytes' id, models signature or ANY_MODEL)
         parts = [json.loads(line) for part in _parts(self.path) for line in _complete_lines(part).decode().splitlines()]
         for rec in [*map(json.loads, self.latest.values()), *parts]:  # parts: an unfinished distributed run
-            final = not retry_errors and (rec.get("error") or {}).get("reason") in FINAL_ERRORS
-            if rec.get("id") and ("decision" in rec or final):
-                self.done.add(rec["id"])
+            self._mark(rec)
         self._f = None
         self._replaced = False
+
+    def _mark(self, rec: dict) -> None:
+        final = not self.retry_errors and (rec.get("error") or {}).get("reason") in FINAL_ERRORS
+        if rec.get("id") and ("decision" in rec or final):
+            self.done[rec["path"]] = (rec["id"], ANY_MODEL if final else models_signature(rec.get("models") or []))
+        else:  # a newer record that settles nothing (a timeout, say): scored again next time
+            self.done.pop(rec["path"], None)
+
+    def is_done(self, path: str | Path, file_id: str, signature: str) -> bool:
+        """Whether `path` has a record for these bytes (`file_id`) by these model versions (`signature`)."""
+        found = self.done.get(str(path))
+        return found is not None and found[0] == file_id and found[1] in (ANY_MODEL, signature)
 
     def _rewrite(self) -> None:
         self.path.write_text("".join(line + "\n" for line in self.latest.values()))
@@ -81,14 +97,12 @@ class ResultsFile:
         line = record.model_dump_json()
         self._f.write(line + "\n")
         self._f.flush()
-        key = record.id or record.path
-        self._replaced |= key in self.latest
-        self.latest[key] = line
-        if getattr(record, "decision", None):
-            self.done.add(record.id)
+        self._replaced |= record.path in self.latest
+        self.latest[record.path] = line
+        self._mark(json.loads(line))
 
     def write_csv(self, path: str | Path) -> None:
-        """One row per upload, flattened."""
+        """One row per path, flattened."""
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["id", "path", "media_type", "score", "decision", "visual_score", "audio_score", "models",

@@ -88,7 +88,13 @@ class Verdict(BaseModel):
 class ErrorRecord(BaseModel):
     id: str | None
     path: str
-    error: dict  # type, reason, message
+    error: dict  # type, reason, message; `retryable: true` where trying again later may succeed
+
+
+def model_error(e: BaseException) -> dict:
+    """A model call's exception as an upload's error; running out of device memory may pass on a later try."""
+    oom = isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+    return {"type": type(e).__name__, "reason": "model_error", "message": str(e)} | ({"retryable": True} if oom else {})
 
 
 @torch.inference_mode()
@@ -230,7 +236,7 @@ class Scorer:
 
         def done(p: float | BaseException) -> None:
             if isinstance(p, BaseException):
-                job.error = job.error or {"type": type(p).__name__, "reason": "model_error", "message": str(p)}
+                job.error = job.error or model_error(p)
             else:
                 put(p)
             self._settle(job)

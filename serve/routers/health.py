@@ -1,10 +1,13 @@
-"""Liveness, readiness (models loaded, database answering) and Prometheus metrics."""
+"""Liveness, readiness (models loaded and answering, database answering) and Prometheus metrics."""
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Security
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from serve.deps import ServiceDep
+from serve.deps import API_KEY, BEARER, ServiceDep, authorize
 from serve.schemas import documented
 
 router = APIRouter(tags=["health"])
@@ -17,9 +20,11 @@ def healthz():
 
 @router.get("/readyz", responses=documented(503))
 def readyz(service: ServiceDep):
-    """Ready when the models are loaded and the database answers."""
+    """Ready when the models are loaded, no model call has hung, and the database answers."""
     if service.engine is None:
         raise HTTPException(503, "models are loading")
+    if stalled := service.engine.stalled():
+        raise HTTPException(503, stalled)
     try:
         queued = service.store.uploads.count("queued")
     except Exception as e:
@@ -28,5 +33,10 @@ def readyz(service: ServiceDep):
 
 
 @router.get("/metrics", include_in_schema=False)
-def prometheus():
+def prometheus(service: ServiceDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+               x_api_key: Annotated[str | None, Security(API_KEY)] = None):
+    """Prometheus metrics: for a `metrics` or `admin` key (Authorization: Bearer KEY), or anyone where
+    `metrics_public` says so."""
+    if not service.cfg.metrics_public:
+        authorize(service, x_api_key or (bearer.credentials.strip() if bearer else ""), ("metrics",))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

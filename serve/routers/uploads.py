@@ -105,7 +105,7 @@ async def create_upload(request: Request, service: ServiceDep, caller: Submitter
     if created:
         service.engine.wake()
     if wait:
-        await run_in_threadpool(service.engine.wait_for, up["id"], min(wait, cfg.max_wait_s))
+        await service.engine.wait(up["id"], min(wait, cfg.max_wait_s))
         up = await run_in_threadpool(store.uploads.get, up["id"])
         if up["status"] in ("scored", "failed"):
             return JSONResponse(public_upload(up), status_code=200)

@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from serve.store.audit import AuditLog
 from serve.store.keys import ApiKeys
+from serve.store.tables import READ_ONLY
 from serve.store.review import ReviewItems
 from serve.store.uploads import Uploads
 from serve.store.webhooks import Webhooks
@@ -41,8 +42,8 @@ class Store:
                 conn.isolation_level = None  # transactions begin explicitly (below), IMMEDIATE: one writer
 
             @event.listens_for(self.engine, "begin")
-            def _begin(conn):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            def _begin(conn):  # a write takes the writer lock at once; a read (WAL) takes none
+                conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
         self.uploads = Uploads(self.engine)
         self.review = ReviewItems(self.engine)
         self.audit = AuditLog(self.engine)

@@ -83,6 +83,9 @@ webhooks = sa.Table(
 )
 
 
+READ_ONLY = "store_read_only"  # a connection's execution option: it only reads (SQLite: no writer lock)
+
+
 class Conflict(Exception):
     """A request that contradicts the stored state (stale version, reused idempotency key): the API answers 409."""
 
@@ -104,14 +107,18 @@ class Repository:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
 
+    def reading(self) -> sa.Connection:
+        """A connection for reads only: on SQLite its transaction takes no writer lock."""
+        return self.engine.connect().execution_options(**{READ_ONLY: True})
+
     def one(self, query) -> dict | None:
-        with self.engine.connect() as c:
+        with self.reading() as c:
             return row(c.execute(query).first())
 
     def all(self, query) -> list[dict]:
-        with self.engine.connect() as c:
+        with self.reading() as c:
             return [row(r) for r in c.execute(query)]
 
     def scalar(self, query):
-        with self.engine.connect() as c:
+        with self.reading() as c:
             return c.execute(query).scalar()

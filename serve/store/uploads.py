@@ -20,6 +20,29 @@ def _get(c: sa.Connection, upload_id: str) -> dict | None:
     return row(c.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first())
 
 
+def _settle(c: sa.Connection, upload_id: str, verdict: dict | None, error: dict | None, review_decisions: list[str],
+            now: float, owner: str | None = None) -> bool:
+    """A processing job's Verdict (or failure), its audit event, review item and webhook, in `c`'s transaction;
+    False when it is not processing (or, `owner` given, not that owner's)."""
+    mine = (uploads.c.id == upload_id) & (uploads.c.status == "processing")
+    if owner is not None:
+        mine &= uploads.c.owner == owner
+    done = c.execute(uploads.update().where(mine).values(
+        status="failed" if error else "scored", verdict=verdict, reason=json.dumps(error) if error else None,
+        score=verdict and verdict.get("score"), decision=verdict and verdict.get("decision"),
+        scored_at=now, lease_until=None))
+    if done.rowcount != 1:
+        return False
+    up = _get(c, upload_id)
+    record(c, upload_id, "model", "failed" if error else "scored",
+           error or {"decision": verdict["decision"], "score": verdict["score"]}, now)
+    if verdict and verdict["decision"] in review_decisions:
+        open_item(c, upload_id, "detection", verdict["score"] or 0.0, now)
+    if up["callback_url"]:
+        queue_webhook(c, up, "upload.scored", {"upload": public_upload(up)}, now)
+    return True
+
+
 class Uploads(Repository):
     def add(self, sha256: str, size: int, media_type: str, filename: str | None, meta: dict,
             callback_url: str | None, idempotency_key: str | None, client: str | None) -> tuple[dict, bool]:
@@ -56,19 +79,26 @@ class Uploads(Repository):
     def count(self, status: str) -> int:
         return self.scalar(sa.select(sa.func.count()).select_from(uploads).where(uploads.c.status == status))
 
-    def claim(self, owner: str, n: int, lease_s: float) -> list[dict]:
-        """Up to n queued jobs (or ones whose owner's lease ran out) now belong to `owner`."""
+    def claim(self, owner: str, n: int, lease_s: float, max_attempts: int) -> tuple[list[dict], list[str]]:
+        """(jobs, exhausted): up to n queued jobs, or ones whose owner's lease ran out, now belong to `owner`;
+        in the same transaction, jobs whose lease ran out after `max_attempts` fail (they took their owner
+        down each time: an upload that kills the server process must not kill every replica in turn)."""
         now = time.time()
+        expired = (uploads.c.status == "processing") & (uploads.c.lease_until < now)
         with self.engine.begin() as c:
-            q = (sa.select(uploads.c.id).where((uploads.c.status == "queued") | (
-                (uploads.c.status == "processing") & (uploads.c.lease_until < now)))
-                .order_by(uploads.c.created_at).limit(n))
+            exhausted = [r.id for r in c.execute(skip_locked(c, sa.select(uploads.c.id).where(
+                expired & (uploads.c.attempts >= max_attempts))))]
+            for i in exhausted:
+                _settle(c, i, None, {"type": "WorkerCrash", "reason": "worker_crash",
+                                     "message": f"scoring this upload stopped its server {max_attempts} times"}, [], now)
+            q = (sa.select(uploads.c.id).where((uploads.c.status == "queued") | (expired & (uploads.c.attempts < max_attempts)))
+                 .order_by(uploads.c.created_at).limit(n))
             ids = [r.id for r in c.execute(skip_locked(c, q))]
             if not ids:
-                return []
+                return [], exhausted
             c.execute(uploads.update().where(uploads.c.id.in_(ids)).values(
                 status="processing", owner=owner, lease_until=now + lease_s, attempts=uploads.c.attempts + 1))
-            return [row(r) for r in c.execute(sa.select(uploads).where(uploads.c.id.in_(ids)))]
+            return [row(r) for r in c.execute(sa.select(uploads).where(uploads.c.id.in_(ids)))], exhausted
 
     def renew(self, owner: str, ids: list[str], lease_s: float) -> None:
         """Extend `owner`'s leases on these jobs."""
@@ -84,35 +114,7 @@ class Uploads(Repository):
         transaction: False when another owner took it over meanwhile."""
         now = time.time()
         with self.engine.begin() as c:
-            done = c.execute(uploads.update().where((uploads.c.id == upload_id) & (uploads.c.owner == owner)
-                                                    & (uploads.c.status == "processing")).values(
-                status="failed" if error else "scored", verdict=verdict, reason=json.dumps(error) if error else None,
-                score=verdict and verdict.get("score"), decision=verdict and verdict.get("decision"),
-                scored_at=now, lease_until=None))
-            if done.rowcount != 1:
-                return False
-            up = _get(c, upload_id)
-            record(c, upload_id, "model", "failed" if error else "scored",
-                   error or {"decision": verdict["decision"], "score": verdict["score"]}, now)
-            if verdict and verdict["decision"] in review_decisions:
-                open_item(c, upload_id, "detection", verdict["score"] or 0.0, now)
-            if up["callback_url"]:
-                queue_webhook(c, up, "upload.scored", {"upload": public_upload(up)}, now)
-        return True
-
-    def fail_exhausted(self, max_attempts: int) -> list[str]:
-        """Jobs that keep killing their worker (attempts used up, lease gone) fail with that reason."""
-        now = time.time()
-        with self.engine.begin() as c:
-            q = sa.select(uploads.c.id).where((uploads.c.status == "processing") & (uploads.c.lease_until < now)
-                                              & (uploads.c.attempts >= max_attempts))
-            ids = [r.id for r in c.execute(skip_locked(c, q))]
-            for i in ids:
-                c.execute(uploads.update().where(uploads.c.id == i).values(
-                    status="failed", reason=json.dumps({"type": "WorkerCrash", "reason": "worker_crash",
-                                                        "message": f"scoring stopped its worker {max_attempts} times"}),
-                    scored_at=now, lease_until=None))
-        return ids
+            return _settle(c, upload_id, verdict, error, review_decisions, now, owner)
 
     def release(self, upload_id: str, owner: str) -> None:
         """Give a claimed job back to the queue (its worker died with it; it counts as an attempt)."""

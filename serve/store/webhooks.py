@@ -37,6 +37,11 @@ class Webhooks(Repository):
             c.execute(webhooks.update().where(webhooks.c.id.in_(ids)).values(next_at=now + hold_s))
             return [row(r) for r in c.execute(sa.select(webhooks).where(webhooks.c.id.in_(ids)))]
 
+    def defer(self, ids: list[str], delay_s: float) -> None:
+        """Held deliveries not sent now: due again after `delay_s`, no attempt counted."""
+        with self.engine.begin() as c:
+            c.execute(webhooks.update().where(webhooks.c.id.in_(ids)).values(next_at=time.time() + delay_s))
+
     def attempted(self, hook: dict, error: str | None, max_attempts: int, backoff_s: float) -> None:
         """Record a delivery attempt (`error` None: delivered); failed ones are due again after an exponential
         backoff, up to `max_attempts`."""

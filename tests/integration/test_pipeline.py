@@ -1,14 +1,17 @@
 """One pipeline: the batch scorer, `evaluate` and the server give the same Verdict for the same file,
-and every fault (a model that raises, a decoder that raises, a sound track or a header that hangs)
-ends its upload with a reason while the server goes on scoring."""
+and every fault (a model that raises, hangs or runs out of memory, a decoder that raises, a sound
+track or a header that hangs) ends its upload with a reason, or retries it, while the server goes on
+scoring."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import KEYS, in_process, server_config
 
 from detector import samples
@@ -137,3 +140,64 @@ def test_a_header_that_hangs_is_refused_in_time_and_the_server_goes_on(server, m
     assert r.status_code == 422 and r.json()["error"] == "timeout", r.text
     monkeypatch.undo()
     still_serving(client, media_dir)
+
+
+def test_a_batch_that_fails_is_run_again_one_input_at_a_time(server, media_dir, monkeypatch):
+    client, api = server
+    crops = api.engine.scorer.crops
+    real, sizes = crops.run, []
+
+    def fails_batched(xs):  # e.g. a launch too big for the device
+        sizes.append(len(xs))
+        if len(xs) > 1:
+            raise RuntimeError("CUDA error: too many resources requested for launch")
+        return real(xs)
+
+    monkeypatch.setattr(crops, "run", fails_batched)
+    up = upload(client, media_dir / "pan.mp4")
+    assert up["status"] == "scored" and len(up["verdict"]["visual"]["faces"][0]["frames"]) == 8
+    assert sizes[0] == 8 and sizes[1:] == [1] * 8  # the batch of the clip's 8 crops, then each alone
+
+
+def test_out_of_memory_sends_the_upload_back_to_the_queue_as_an_attempt(server, media_dir, monkeypatch):
+    client, api = server
+    crops = api.engine.scorer.crops
+    real, calls = crops.run, []
+
+    def out_of_memory_once(xs):
+        calls.append(len(xs))
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(xs)
+
+    monkeypatch.setattr(crops, "run", out_of_memory_once)
+    up = upload(client, media_dir / "astronaut.jpg")
+    assert up["status"] == "scored" and api.store.uploads.get(up["id"])["attempts"] == 2
+    assert [e["action"] for e in api.store.audit.events(up["id"])][:2] == ["uploaded", "scored"]  # scored once
+
+
+def test_a_model_that_hangs_fails_its_upload_at_the_deadline_and_readyz_says_why(bundles, media_dir, tmp_path,
+                                                                                  monkeypatch):
+    cfg = server_config(bundles, tmp_path, audio="none", sampling=SAMPLING,
+                        engine={"workers": 1, "job_timeout_s": 5, "job_deadline_s": 8, "model_stall_s": 1})
+    release = threading.Event()
+    with in_process(cfg) as (client, api):
+        crops = api.engine.scorer.crops
+        real = crops.run
+        monkeypatch.setattr(crops, "run", lambda xs: release.wait(120) and real(xs))
+        try:
+            started = time.monotonic()
+            up = upload(client, media_dir / "astronaut.jpg", wait=30)
+            assert up["status"] == "failed" and up["error"]["reason"] == "timeout"
+            assert up["error"]["message"] == "scoring did not finish within 8 s"
+            assert time.monotonic() - started < 20  # at its deadline, not at ?wait='s end
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "the visual model has been running one batch for" in ready.json()["detail"]
+        finally:
+            release.set()
+        monkeypatch.undo()
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200:  # the hung call returned: ready again
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        still_serving(client, media_dir)

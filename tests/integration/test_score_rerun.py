@@ -33,3 +33,23 @@ def test_a_corrupt_upload_keeps_one_record_and_is_retried_only_when_asked(bundle
     assert len(again) == 2 and {r["path"] for r in again} == {str(corrupt), str(media_dir / "astronaut.jpg")}
     rows = {r["path"]: r for r in csv.DictReader(table.open())}
     assert len(rows) == 2 and rows[str(corrupt)]["error_type"] == "corrupt"
+
+
+def test_every_input_path_keeps_its_record_and_another_model_scores_again(bundles, media_dir, tmp_path, capsys):
+    twin = tmp_path / "copy_of_astronaut.jpg"
+    twin.write_bytes((media_dir / "astronaut.jpg").read_bytes())
+    out, table = tmp_path / "results.jsonl", tmp_path / "results.csv"
+    paths = [str(media_dir / "astronaut.jpg"), str(twin)]
+    args = ["score", *paths, "--visual", str(bundles[0]), "--audio", "none", "--out", str(out), "--csv", str(table)]
+    assert main(args) == 0
+    first = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert sorted(first) == sorted(paths) and len({r["id"] for r in first.values()}) == 1  # same bytes, two records
+    assert sorted(r["path"] for r in csv.DictReader(table.open())) == sorted(paths)
+    capsys.readouterr()
+
+    assert main(args) == 0
+    assert "2 uploads, 2 already in" in capsys.readouterr().err
+    assert main([*args[:-4], "--visual", "starter", "--out", str(out)]) == 0  # another model: scored again
+    assert "2 uploads, 0 already in" in capsys.readouterr().err
+    again = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(again) == 2 and {r["models"][0]["version"] for r in again} != {first[paths[0]]["models"][0]["version"]}

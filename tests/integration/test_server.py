@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -82,7 +83,7 @@ def upload(server, path: Path, wait: float = 0, **kw) -> httpx.Response:
 
 def scored(server, upload_id: str, timeout: float = 120) -> dict:
     """The upload once it left the queue (the engine says when)."""
-    server.api.engine.wait_for(upload_id, timeout)
+    asyncio.run(server.api.engine.wait(upload_id, timeout))
     with server.as_() as c:
         up = c.get(f"/v1/uploads/{upload_id}").json()
     assert up["status"] in ("scored", "failed"), up
@@ -99,6 +100,9 @@ def test_keys_and_roles_guard_every_route(server):
         assert c.get(f"/v1/review/evidence/{'a' * 32}/crop0.jpg").status_code == 403
     with server.as_("admin") as c:
         assert c.get("/v1/review/items").status_code == 200
+    assert server.as_(None).get("/metrics").status_code == 401  # a scraper's key (role metrics) or admin's
+    with server.as_("prometheus") as c:
+        assert c.get("/metrics").status_code == 200 and c.get("/v1/review/items").status_code == 403
     assert server.as_(None).get("/healthz").json() == {"status": "ok"}
     assert "/v1/uploads" in server.as_(None).get("/openapi.json").json()["paths"]
 
@@ -255,14 +259,14 @@ def test_metrics_count_what_happened(server, media_dir):
     assert upload(server, media_dir / "pan.webm", wait=60).json()["verdict"]["decision"] == "review"
     with server.as_() as c:
         assert c.post("/v1/uploads", content=b"not media").status_code == 415
-    text = server.as_(None).get("/metrics").text
+    text = server.as_("prometheus").get("/metrics").text
     assert "deepfake_queue_depth" in text and 'deepfake_decisions_total{decision="review"}' in text
     assert 'deepfake_batch_size_count{model="visual"}' in text and 'deepfake_stage_seconds_count{stage="scan"}' in text
     assert 'deepfake_rejected_total{status="415"}' in text
 
 
 def metric(server, name: str, /, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(server.as_(None).get("/metrics").text):
+    for family in text_string_to_metric_families(server.as_("prometheus").get("/metrics").text):
         for sample in family.samples:
             if sample.name == name and sample.labels == labels:
                 return sample.value

@@ -90,7 +90,7 @@ def test_claims_are_exclusive_under_concurrency(backend, tmp_path, request):
     lock = threading.Lock()
 
     def worker(name: str) -> None:
-        while jobs := store.uploads.claim(name, 3, lease_s=60):
+        while jobs := store.uploads.claim(name, 3, lease_s=60, max_attempts=2)[0]:
             with lock:
                 claimed.extend(j["id"] for j in jobs)
             for j in jobs:  # every job goes to review, so the queue fills too
@@ -109,7 +109,7 @@ def test_claims_are_exclusive_under_concurrency(backend, tmp_path, request):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(reviewer, ["r1", "r2", "r3", "r4"]))
     assert len(items) == len(set(items)) == 40
-    assert store.uploads.claim("late", 5, 60) == [] and store.review.claim("late", 60) is None
+    assert store.uploads.claim("late", 5, 60, 2) == ([], []) and store.review.claim("late", 60) is None
 
 
 def test_two_servers_sharing_postgresql_split_the_work(bundles, media_dir, tmp_path, pg_url):
@@ -145,3 +145,20 @@ def test_two_servers_sharing_postgresql_split_the_work(bundles, media_dir, tmp_p
         for s in servers:
             s.kill()
     shutil.rmtree(tmp_path / "store", ignore_errors=True)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_upload_that_keeps_killing_its_server_fails_after_max_attempts(backend, tmp_path, request):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url)
+    store.migrate()
+    poison = store.uploads.add("a" * 64, 1, "video", None, {}, None, None, "t")[0]
+    for attempt in (1, 2):  # each claim's server dies at once: its lease is already over
+        jobs, exhausted = store.uploads.claim(f"server{attempt}", 1, lease_s=-1, max_attempts=2)
+        assert [(j["id"], j["attempts"]) for j in jobs] == [(poison["id"], attempt)] and exhausted == []
+    other = store.uploads.add("b" * 64, 1, "image", None, {}, None, None, "t")[0]
+    jobs, exhausted = store.uploads.claim("server3", 5, lease_s=60, max_attempts=2)
+    assert exhausted == [poison["id"]] and [j["id"] for j in jobs] == [other["id"]]
+    failed = store.uploads.get(poison["id"])
+    assert failed["status"] == "failed" and '"worker_crash"' in failed["reason"] and failed["attempts"] == 2
+    assert [e["action"] for e in store.audit.events(poison["id"])] == ["uploaded", "failed"]

@@ -5,6 +5,7 @@ server process killed with SIGKILL."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -187,9 +188,13 @@ def test_delivery_checks_the_address_again_and_connects_to_the_one_checked(monke
     looked_up = []
     resolve = socket.getaddrinfo
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **kw: looked_up.append(host) or resolve(host, *a, **kw))
+    async def send(cfg: WebhookConfig) -> str | None:
+        async with httpx.AsyncClient(timeout=5, follow_redirects=False) as client:
+            return await Sender(cfg, None)._send(client, hook)
+
     try:
-        refused = Sender(WebhookConfig(), None)._send(hook)  # a URL stored before its name pointed at loopback, say
-        delivered = Sender(WebhookConfig(allow_hosts=["localhost"]), None)._send(hook)
+        refused = asyncio.run(send(WebhookConfig()))  # a URL stored before its name pointed at loopback, say
+        delivered = asyncio.run(send(WebhookConfig(allow_hosts=["localhost"])))
     finally:
         receiver.shutdown()
     assert refused.startswith("Refused") and delivered is None

@@ -53,8 +53,11 @@ def test_inputs_of_many_uploads_share_batches_and_each_gets_its_own_output():
     assert not answers.threads & model_threads  # hooks run off the model's thread
 
 
-def test_a_batch_that_raises_answers_each_of_its_inputs_with_the_error_and_the_next_batch_runs():
+def test_a_batch_that_raises_is_run_again_one_input_at_a_time_and_only_the_bad_input_fails():
+    calls = []
+
     def run(xs):
+        calls.append(len(xs))
         if any(x[0] < 0 for x in xs):
             raise RuntimeError("CUDA out of memory")
         return np.ones(len(xs))
@@ -64,8 +67,9 @@ def test_a_batch_that_raises_answers_each_of_its_inputs_with_the_error_and_the_n
     for i, x in enumerate([1, -1, 1, 1, 1]):
         batches.add(np.array([x]), answers.done(i))
     got = answers.wait(5)
-    assert [type(got[i]).__name__ for i in range(3)] == ["RuntimeError"] * 3 and str(got[0]) == "CUDA out of memory"
-    assert got[3] == got[4] == 1.0
+    assert isinstance(got[1], RuntimeError) and str(got[1]) == "CUDA out of memory"
+    assert [got[i] for i in (0, 2, 3, 4)] == [1.0] * 4
+    assert calls == [3, 1, 1, 1, 2]  # the failed batch, its inputs alone, then the next batch
 
 
 def test_a_model_that_answers_the_wrong_number_of_outputs_fails_its_batch():
@@ -74,7 +78,7 @@ def test_a_model_that_answers_the_wrong_number_of_outputs_fails_its_batch():
     for i in range(2):
         batches.add(np.zeros(1), answers.done(i))
     got = answers.wait(2)
-    assert all(isinstance(y, RuntimeError) and "1 outputs for 2 inputs" in str(y) for y in got.values())
+    assert all(isinstance(y, RuntimeError) and "0 outputs for 1 inputs" in str(y) for y in got.values())
 
 
 def test_a_slow_hook_does_not_hold_up_the_model():
@@ -102,3 +106,16 @@ def test_flush_runs_a_partly_filled_batch_without_its_wait():
         batches.add(np.zeros(1), answers.done(i))
     batches.flush()
     assert len(answers.wait(3)) == 3 and calls == [3]
+
+
+def test_running_for_says_how_long_the_model_call_under_way_has_run():
+    release, entered = threading.Event(), threading.Event()
+    batches = Batcher(lambda xs: entered.set() or release.wait(30) and np.zeros(len(xs)), batch_size=1, max_wait_s=0)
+    answers = Answers()
+    assert batches.running_for() == 0.0
+    batches.add(np.zeros(1), answers.done(0))
+    assert entered.wait(10)
+    time.sleep(0.05)  # not a race: the call cannot end before `release` is set below
+    assert batches.running_for() >= 0.05
+    release.set()
+    assert answers.wait(1) == {0: 0.0} and batches.running_for() == 0.0

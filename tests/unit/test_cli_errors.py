@@ -41,7 +41,7 @@ def test_bad_frontend_value(capsys, tmp_path):
     ("review:\n  queue_decisions: [likely-fake, review]\n",
      "review.queue_decisions.0: Input should be 'likely_fake', 'review', 'clear' or 'no_signal'"),
     ("api_keys:\n  alice: {key: alice-key-0123456789, roles: [reviewer]}\n",
-     "api_keys.alice.roles.0: Input should be 'submit', 'review' or 'admin'"),
+     "api_keys.alice.roles.0: Input should be 'submit', 'review', 'metrics' or 'admin'"),
     ("api_keys:\n  alice: {key: alice-key-0123456789, roles: []}\n",
      "api_keys.alice.roles: List should have at least 1 item after validation, not 0"),
 ], ids=["typo", "queue_decisions", "roles", "no_roles"])
