@@ -51,6 +51,14 @@ def release(item_id: ItemId, body: Held, service: ServiceDep, reviewer: Reviewer
     return public_item(service.store.review.release(item_id, reviewer.name, body.version))
 
 
+@router.post("/v1/review/items/{item_id}/renew", response_model=ReviewItem, responses=documented(404, 409))
+def renew(item_id: ItemId, body: Held, service: ServiceDep, reviewer: Reviewer):
+    """Extend the lease on an item you hold at `version` by `review.lease_s` from now (the reviewer page
+    does this while it is open); 409 when the lease already ran out or the item is not yours."""
+    found(service.store.review.get(item_id), "review item")
+    return public_item(service.store.review.renew(item_id, reviewer.name, body.version, service.cfg.review.lease_s))
+
+
 @router.get("/v1/review/items/{item_id}", response_model=ItemDetail, responses=documented(404))
 def get_item(item_id: ItemId, service: ServiceDep, _: Reviewer):
     """An item with its upload's Verdict (score timeline, audio segments) and evidence crops."""

@@ -1,6 +1,7 @@
 "use strict";
 // The reviewer workbench: queue and held items, the upload with its score charts, evidence, decision.
-const REFRESH_MS = 5000;  // the queue and "mine" reload this often
+const REFRESH_MS = 5000;  // the queue, "mine" and the open item reload this often
+const WARN_S = 60;  // a lease this close to its end is shown as a warning
 const W = 760, L = 40, R = 110;  // chart geometry (viewBox units): plot spans L..W-R
 const COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#e377c2"];  // not the thresholds' red and orange
 let key = sessionStorage.getItem("apiKey") || "";
@@ -9,6 +10,11 @@ let current = null;  // the item open: its detail, and whether I hold it
 let mine = [];  // items I hold
 let chosen = null;  // the label picked, submitted by Ctrl+Enter
 let player = null;  // the <video>, <audio> or <img> of the open item
+let renewedAt = 0;  // when the leases I hold were last renewed (seconds)
+// drafts and playheads are kept per item in this tab's session, so a reload or another item loses neither
+const kept = (kind, id) => `${kind}:${id}`;
+const keep = (kind, id, value) => value === null || value === "" ? sessionStorage.removeItem(kept(kind, id))
+  : sessionStorage.setItem(kept(kind, id), value);
 const $ = (id) => document.getElementById(id);
 const say = (msg) => { $("status").textContent = msg; };
 const el = (tag, props = {}, ...kids) => { const e = Object.assign(document.createElement(tag), props); e.append(...kids); return e; };
@@ -59,14 +65,47 @@ function mineRow(it) {
 }
 
 async function refresh() {
-  const [pending, held] = await Promise.all([api("/v1/review/items?state=pending"), api("/v1/review/items?state=claimed&mine=true")]);
+  const open = current?.detail.item.id;
+  const [pending, held, item] = await Promise.all([api("/v1/review/items?state=pending"),
+    api("/v1/review/items?state=claimed&mine=true"), open ? api(`/v1/review/items/${open}`) : null]);
   mine = held;
   $("queue").replaceChildren(...pending.map(queueRow));
   $("mine").replaceChildren(...held.map(mineRow));
   $("count").textContent = `${pending.length} pending`;
   $("mine-count").textContent = `(${held.length} held)`;
+  if (item && current?.detail.item.id === open) updateItem(item.item);  // someone else may have claimed or decided it
   markOpen();
   tick();
+  if (document.visibilityState === "visible" && now() - renewedAt > settings.lease_s / 3) await renewAll();
+}
+
+const leased = (item) => item.state === "claimed" && secs(item.lease_until) > now();
+const holds = (item) => leased(item) && item.reviewer === settings.reviewer;
+const claimable = (item) => item.state === "pending" || (item.state === "claimed" && !leased(item));
+
+function stateOf(item) {  // what the open item is now, in words
+  if (item.state === "decided") return `decided: ${item.label} by ${item.reviewer}`;
+  if (leased(item)) return item.reviewer === settings.reviewer ? "yours" : `claimed by ${item.reviewer}`;
+  return "pending";
+}
+
+function updateItem(item) {  // the open item as the server has it now
+  current.detail.item = {...current.detail.item, ...item};
+  $("item-state").textContent = `read-only, ${stateOf(item)}`;
+  $("claim-this").disabled = !claimable(item);
+  if (current.held !== holds(item)) setHeld(holds(item));
+}
+
+async function renewAll() {  // while this page is visible, the leases I hold do not run out
+  renewedAt = now();
+  for (const it of mine) {
+    try {
+      const item = await post(`/v1/review/items/${it.id}/renew`, {version: it.version});
+      it.lease_until = item.lease_until;
+      if (current?.detail.item.id === it.id) updateItem(item);
+    } catch (e) { say(`item #${it.id}: lease not renewed (${e.message})`); }
+  }
+  for (const tr of $("mine").children) tr.dataset.until = secs(mine.find((it) => it.id === +tr.dataset.id)?.lease_until ?? 0);
 }
 
 function tick() {  // lease countdowns, each second
@@ -74,7 +113,12 @@ function tick() {  // lease countdowns, each second
   if (current?.held) {
     const left = secs(current.detail.item.lease_until) - now();
     $("lease").textContent = left > 0 ? `lease ${clock(left)}` : "lease expired";
-    if (left <= 0) setHeld(false);
+    $("lease").classList.toggle("warn", left < WARN_S);
+    if (left <= 0) {
+      setHeld(false);
+      $("item-state").textContent = "read-only, your lease ran out";
+      say(`item #${current.detail.item.id}: your lease ran out`);
+    }
   }
 }
 
@@ -96,9 +140,13 @@ function setHeld(held) {
 
 async function show(detail) {
   const {item, upload, evidence} = detail;
-  const held = item.state === "claimed" && item.reviewer === settings.reviewer && secs(item.lease_until) > now();
+  const held = holds(item);
   current = {detail, held};
   chosen = null;
+  $("reason").value = sessionStorage.getItem(kept("draft", item.id)) || "";  // this item's draft, no other's
+  history.replaceState(null, "", `#item=${item.id}`);  // a reload opens it again
+  $("item-state").textContent = `read-only, ${stateOf(item)}`;
+  $("claim-this").disabled = !claimable(item);
   document.body.dataset.media = upload.media_type;
   $("detail").classList.remove("hidden");
   $("item-id").textContent = `#${item.id}`;
@@ -139,9 +187,15 @@ async function showMedia(upload) {
   const boxes = svg("svg", {id: "boxes"});
   $("stage").replaceChildren(player, boxes);
   if (tag !== "img") Object.assign(player, {controls: true, preload: "auto"});
+  const id = current.detail.item.id;
   const update = () => { drawPlayhead(); drawBoxes(upload.verdict); };
   for (const ev of ["timeupdate", "seeked", "loadedmetadata", "load"]) player.addEventListener(ev, update);
-  player.addEventListener("loadedmetadata", () => drawCharts(upload.verdict));
+  player.addEventListener("loadedmetadata", () => {
+    drawCharts(upload.verdict);
+    const at = +sessionStorage.getItem(kept("playhead", id));
+    if (at) seek(at);  // where the reviewer was before a reload
+  });
+  player.addEventListener("timeupdate", () => keep("playhead", id, player.currentTime.toFixed(2)));
   drawCharts(upload.verdict);
   try {
     player.src = (await api(`/v1/review/media/${upload.id}/link`)).url;  // plays with Range, no key header
@@ -285,8 +339,11 @@ function seekFromClick(ev) {
 // claiming and deciding
 
 async function next() {
-  const held = mine.find((it) => it.id !== current?.detail.item.id);
-  if (held) return open(held.id);
+  for (const it of mine.filter((m) => m.id !== current?.detail.item.id)) {  // held items first, as the server has them now
+    const detail = await api(`/v1/review/items/${it.id}`);
+    if (holds(detail.item)) return show(detail);
+    mine = mine.filter((m) => m.id !== it.id);
+  }
   const detail = await api("/v1/review/claim", {method: "POST"});
   if (!detail) { say("nothing to review"); return; }
   await show(detail);
@@ -295,8 +352,16 @@ async function next() {
 }
 
 async function claimThis() {
-  await show(await api(`/v1/review/items/${current.detail.item.id}/claim`, {method: "POST"}));
-  say(`claimed item #${current.detail.item.id}`);
+  const id = current.detail.item.id;
+  try {
+    await show(await api(`/v1/review/items/${id}/claim`, {method: "POST"}));
+  } catch (e) {  // someone was quicker: say who, not a bare status
+    const now = (await api(`/v1/review/items/${id}`)).item;
+    if (current?.detail.item.id === id) updateItem(now);
+    say(`item #${id} cannot be claimed: ${stateOf(now)}`);
+    return;
+  }
+  say(`claimed item #${id}`);
   await refresh();
 }
 
@@ -309,7 +374,13 @@ async function releaseItem(it) {
 
 function choose(label) {
   if (!current) return;
-  if (!current.held) { say("read-only: claim this item to decide"); return; }
+  if (!current.held) {  // say what the item is now, as the server has it
+    const id = current.detail.item.id;
+    return api(`/v1/review/items/${id}`).then(({item}) => {
+      if (current?.detail.item.id === id) updateItem(item);
+      say(`read-only (${stateOf(item)}): claim this item to decide`);
+    });
+  }
   chosen = label;
   document.querySelectorAll("button[data-label]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.label === label)));
   if ($("reason").value.trim()) return decide(label);
@@ -321,18 +392,34 @@ async function decide(label) {
   const reason = $("reason").value.trim();
   if (!label) { say("choose a label first"); return; }
   if (!reason) { say("a decision needs a reason"); $("reason").focus(); return; }
-  const item = await post(`/v1/review/items/${current.detail.item.id}/decision`, {label, reason, version: current.detail.item.version});
+  const id = current.detail.item.id;
+  let item;
+  try {
+    item = await post(`/v1/review/items/${id}/decision`, {label, reason, version: current.detail.item.version});
+  } catch (e) {  // stale, or no longer mine: the page says what the item is now and stops offering to decide
+    const now = (await api(`/v1/review/items/${id}`)).item;
+    if (current?.detail.item.id === id) updateItem(now);
+    say(`item #${id} was not decided: ${stateOf(now)}`);
+    return;
+  }
   say(`item #${item.id}: ${item.label}`);
+  mine = mine.filter((m) => m.id !== id);  // before anything else can act on the held list
+  keep("draft", id, null);
+  keep("playhead", id, null);
   current = null;
   player = null;
   $("detail").classList.add("hidden");
   $("reason").value = "";
+  history.replaceState(null, "", location.pathname);
   await refresh();
 }
 
 function preset(i) {
   const text = settings.preset_reasons[i];
-  if (text && current?.held) $("reason").value = text;
+  if (text && current?.held) {
+    $("reason").value = text;
+    keep("draft", current.detail.item.id, text);
+  }
 }
 
 function onKey(ev) {
@@ -361,9 +448,12 @@ async function start() {
   $("presets").replaceChildren(...settings.preset_reasons.map((text, i) =>
     el("button", {textContent: `${i + 1} ${text}`, className: "preset", onclick: () => preset(i)})));
   await refresh();
+  const opened = /^#item=(\d+)$/.exec(location.hash);
+  if (first && opened) await open(+opened[1]).catch((e) => say(e.message));  // the item open before a reload
   if (first) {
     setInterval(() => refresh().catch((e) => say(e.message)), REFRESH_MS);
     setInterval(tick, 1000);
+    document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && refresh().catch((e) => say(e.message)));
   }
 }
 
@@ -372,6 +462,7 @@ $("claim").onclick = () => next().catch((e) => say(e.message));
 $("claim-this").onclick = () => claimThis().catch((e) => say(e.message));
 $("release").onclick = () => releaseItem(current.detail.item).catch((e) => say(e.message));
 document.querySelectorAll("button[data-label]").forEach((b) => { b.onclick = () => Promise.resolve(choose(b.dataset.label)).catch((e) => say(e.message)); });
+$("reason").addEventListener("input", () => current && keep("draft", current.detail.item.id, $("reason").value));
 $("timeline").onclick = seekFromClick;
 $("voice").onclick = seekFromClick;
 document.addEventListener("keydown", onKey);

@@ -107,6 +107,17 @@ class ReviewItems(Repository):
                 queue_webhook(c, up, event_name, {"upload": public_upload(up), "review": public_item(item)}, now)
         return item
 
+    def renew(self, item_id: int, reviewer: str, version: int, lease_s: float) -> dict:
+        """Extend the lease of an item the reviewer holds at `version` (the version stays); Conflict when
+        stale, not theirs, or the lease already ran out."""
+        now = time.time()
+        with self.engine.begin() as c:
+            done = c.execute(review_items.update().where(_held(item_id, reviewer, version, now)).values(
+                lease_until=now + lease_s))
+            if done.rowcount != 1:
+                raise Conflict(STALE)
+        return self.get(item_id)
+
     def release(self, item_id: int, reviewer: str, version: int) -> dict:
         """Give back an item the reviewer holds at `version`: pending again for anyone; Conflict when stale."""
         now = time.time()

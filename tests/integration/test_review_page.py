@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 SHOTS = ROOT / "out" / "test-artifacts"
 PRESETS = ["lips lag the voice", "genuine recording"]
 UPLOADS = ["talk.webm", "spread.webm", "sweep.wav", "photo.jpg", "appeal.jpg", "keys.png", "held1.webp", "held2.bmp",
-           "look.gif", "policy.webm", "policy.wav", "policy.jpg"]  # each test takes its own
+           "look.gif", "policy.webm", "policy.wav", "policy.jpg", "draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg",
+           "stale1.jpg", "stale2.jpg", "reload.webm"]  # each test takes its own
+PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg"]
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +31,14 @@ def workbench(bundles, media_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("workbench")
     face = samples.astronaut()
     samples.write_video(tmp / "talk.webm", samples.moving_crop(face, 100), fps=10, audio=samples.chirp(10.0))
-    (tmp / "spread.webm").write_bytes((tmp / "talk.webm").read_bytes())
+    for name in ("spread.webm", "reload.webm"):
+        (tmp / name).write_bytes((tmp / "talk.webm").read_bytes())
     samples.write_video(tmp / "policy.webm", samples.moving_crop(face, 30), fps=10, audio=samples.chirp(3.0))
     samples.write_audio(tmp / "sweep.wav", samples.chirp(4.0))
     samples.write_audio(tmp / "policy.wav", samples.chirp(3.0))
     for name, source in (("photo.jpg", "astronaut.jpg"), ("appeal.jpg", "astronaut.jpg"), ("keys.png", "astronaut.png"), ("held1.webp", "astronaut.webp"),
                          ("held2.bmp", "astronaut.bmp"), ("look.gif", "astronaut.gif"),
-                         ("policy.jpg", "astronaut.jpg")):
+                         ("policy.jpg", "astronaut.jpg"), *((n, "astronaut.jpg") for n in PHOTOS)):
         (tmp / name).write_bytes((media_dir / source).read_bytes())
     cfg = server_config(bundles, tmp, review={"queue_decisions": ["likely_fake", "review", "clear"],
                                               "preset_reasons": PRESETS})
@@ -269,3 +272,113 @@ def test_the_page_works_under_its_content_security_policy(browser, workbench):
         expect(page.locator(player).first).to_be_visible()
     page.close()
     assert refused == []
+
+
+def item_of(workbench, name: str, state: str = "pending") -> dict:
+    items = httpx.get(f"{workbench.url}/v1/review/items", params={"state": state},
+                      headers={"X-API-Key": KEYS["admin"]}).json()
+    (item,) = [i for i in items if i["upload_id"] == workbench.ids[name]]
+    return item
+
+
+def decided(workbench, name: str) -> list[dict]:
+    items = httpx.get(f"{workbench.url}/v1/review/items", params={"state": "decided"},
+                      headers={"X-API-Key": KEYS["admin"]}).json()
+    return [i for i in items if i["upload_id"] == workbench.ids[name]]
+
+
+def test_a_draft_belongs_to_the_item_it_was_typed_for(page_of, workbench):
+    page = page_of("carol")
+    claim(page, "draft1.jpg")
+    page.fill("#reason", "typed for the first item")
+    page.keyboard.press("Escape")
+    claim(page, "draft2.jpg")
+    expect(page.locator("#reason")).to_have_value("")  # not the first item's text
+    page.keyboard.press("f")
+    expect(page.locator("#reason")).to_be_focused()  # the label waits for this item's own reason
+    assert decided(workbench, "draft2.jpg") == []
+    page.locator("#mine tr.item", has_text="draft1.jpg").click()
+    expect(page.locator("#reason")).to_have_value("typed for the first item")  # kept with its item
+
+
+def test_n_after_a_decision_never_reopens_the_decided_item(page_of, workbench):
+    page = page_of("admin")
+    claim(page, "next2.jpg")
+    claim(page, "next1.jpg")  # held: next1 first (older), next2; next1 open
+    expect(page.locator("#mine tr.item", has_text="next")).to_have_count(2)  # the page's held list has both
+    held = []  # the held list's reload waits until the test lets it go: "n" acts on what the page knew
+    page.route(re.compile(r".*/v1/review/items\?state=claimed.*"), lambda route: held.append(route))
+    while not held:  # the page's next refresh is held: no reload of the list started earlier can land later
+        page.wait_for_timeout(100)
+    page.fill("#reason", "ear warps between frames")
+    page.keyboard.press("Escape")
+    page.keyboard.press("f")
+    expect(page.locator("#status")).to_contain_text("confirmed_fake")
+    page.keyboard.press("n")
+    expect(page.locator("#file-name")).to_have_text("next2.jpg")
+    expect(page.locator("#readonly")).to_be_hidden()
+    for route in held:
+        route.continue_()
+    page.unroute(re.compile(r".*/v1/review/items\?state=claimed.*"))
+    assert [i["label"] for i in decided(workbench, "next1.jpg")] == ["confirmed_fake"] and decided(workbench, "next2.jpg") == []
+
+
+def test_an_open_item_shows_who_claimed_or_decided_it_and_a_refused_decision_stops_the_page(page_of, workbench):
+    bob = page_of("bob")
+    bob.locator("#queue tr.item", has_text="stale1.jpg").click()
+    expect(bob.locator("#item-state")).to_have_text("read-only, pending")
+    item = item_of(workbench, "stale1.jpg")
+    r = httpx.post(f"{workbench.url}/v1/review/items/{item['id']}/claim", headers={"X-API-Key": KEYS["alice"]})
+    assert r.status_code == 200
+    expect(bob.locator("#item-state")).to_have_text("read-only, claimed by alice", timeout=15_000)  # the page's refresh
+    expect(bob.locator("#claim-this")).to_be_disabled()
+
+    carol = page_of("carol")
+    claim(carol, "stale2.jpg")
+    mine = item_of(workbench, "stale2.jpg", "claimed")
+    assert httpx.post(f"{workbench.url}/v1/review/items/{mine['id']}/release", json={"version": mine["version"]},
+                      headers={"X-API-Key": KEYS["carol"]}).status_code == 200  # from another tab, say
+    assert httpx.post(f"{workbench.url}/v1/review/items/{mine['id']}/claim",
+                      headers={"X-API-Key": KEYS["dave"]}).status_code == 200
+    carol.fill("#reason", "consistent lighting")
+    carol.keyboard.press("Escape")
+    carol.keyboard.press("c")
+    expect(carol.locator("#status")).to_contain_text("claimed by dave")
+    expect(carol.locator("button[data-label=cleared]")).to_be_disabled()
+    expect(carol.locator("#lease")).to_be_hidden()
+    assert decided(workbench, "stale2.jpg") == []
+
+
+def test_a_reload_keeps_the_open_item_its_draft_and_its_playhead(page_of, workbench):
+    page = page_of("alice")
+    claim(page, "reload.webm")
+    page.fill("#reason", "half typed")
+    page.evaluate("document.getElementById('player').currentTime = 4")
+    expect(page.locator("#timeline .playhead")).to_have_attribute("data-t", "4.000")
+    page.reload()
+    expect(page.locator("#file-name")).to_have_text("reload.webm")
+    assert "#item=" in page.url
+    expect(page.locator("#reason")).to_have_value("half typed")
+    expect(page.locator("#readonly")).to_be_hidden()
+    expect(page.locator("#timeline .playhead")).to_have_attribute("data-t", "4.000")
+
+
+def test_the_page_renews_the_leases_it_holds_and_warns_near_their_end(browser, bundles, media_dir, tmp_path):
+    server = Server(server_config(bundles, tmp_path, review={"lease_s": 8, "queue_decisions": ["likely_fake", "review", "clear"]}),
+                    tmp_path).start()
+    try:
+        (tmp_path / "lease.jpg").write_bytes((media_dir / "astronaut.jpg").read_bytes())
+        upload(server, tmp_path / "lease.jpg")
+        page = review_page(browser, server, "alice")
+        page.keyboard.press("n")
+        expect(page.locator("#readonly")).to_be_hidden()
+        expect(page.locator("#lease")).to_have_class(re.compile(r"\bwarn\b"))  # under a minute left
+        page.wait_for_timeout(12_000)  # longer than the lease: only renewals keep it
+        (item,) = httpx.get(f"{server.url}/v1/review/items", params={"state": "claimed"},
+                            headers={"X-API-Key": KEYS["alice"]}).json()
+        assert item["reviewer"] == "alice" and item["version"] == 2  # claimed once, renewed without a new version
+        expect(page.locator("#readonly")).to_be_hidden()
+        expect(page.locator("button[data-label=confirmed_fake]")).to_be_enabled()
+        page.close()
+    finally:
+        server.kill()
