@@ -155,6 +155,7 @@ async function show(detail) {
   $("media-type").textContent = upload.media_type;
   $("model-decision").textContent = upload.verdict?.decision ?? "-";
   $("model-score").textContent = upload.verdict?.score?.toFixed(3) ?? "-";
+  $("why").textContent = why(upload.verdict);
   $("metadata").textContent = described(upload.metadata) || "no metadata";
   $("provenance").textContent = provenance(upload.verdict);
   const appeal = detail.appeal;
@@ -170,6 +171,16 @@ async function show(detail) {
   tick();
   markOpen();
   await Promise.all([showMedia(upload), showEvidence(evidence)]);
+}
+
+function why(verdict) {  // each model's score against its own thresholds: which one flagged the upload
+  const names = {visual: "face", audio: "voice"};
+  return (verdict?.models || []).map(({modality, thresholds: t}) => {
+    const s = verdict[modality]?.score;
+    if (s === null || s === undefined) return `${names[modality]}: ${modality === "audio" ? "no speech" : "no face"}`;
+    const [cmp, cut, at] = s >= t.likely_fake ? [">=", "likely fake", t.likely_fake] : [s >= t.review ? ">=" : "<", "review", t.review];
+    return `${names[modality]} ${s.toFixed(3)} ${cmp} ${cut} ${at.toFixed(3)}`;
+  }).join(" · ");
 }
 
 function provenance(verdict) {
@@ -193,9 +204,8 @@ async function showMedia(upload) {
   player.addEventListener("loadedmetadata", () => {
     drawCharts(upload.verdict);
     const at = +sessionStorage.getItem(kept("playhead", id));
-    if (at) seek(at);  // where the reviewer was before a reload
+    if (at) seek(at);  // where the reviewer was before a reload (kept on pagehide, below)
   });
-  player.addEventListener("timeupdate", () => keep("playhead", id, player.currentTime.toFixed(2)));
   drawCharts(upload.verdict);
   try {
     player.src = (await api(`/v1/review/media/${upload.id}/link`)).url;  // plays with Range, no key header
@@ -265,7 +275,7 @@ function drawCharts(verdict) {
     labelY = Math.max(yOf(t) + 4, labelY + 13);
     chart.append(svg("line", {x1: L, x2: W - R, y1: yOf(t), y2: yOf(t), stroke: name === "likely_fake" ? "#c00" : "#e90",
       "stroke-dasharray": "5 3", class: "threshold"}),
-      svg("text", {x: W - R + 4, y: labelY, class: "threshold-label"}, `${name.replace("_", " ")} ${t}`));
+      svg("text", {x: W - R + 4, y: labelY, class: "threshold-label"}, `${name.replace("_", " ")} ${t.toFixed(3)}`));
   }
   const lines = series(verdict);
   lines.forEach((s, i) => {
@@ -463,6 +473,9 @@ $("claim-this").onclick = () => claimThis().catch((e) => say(e.message));
 $("release").onclick = () => releaseItem(current.detail.item).catch((e) => say(e.message));
 document.querySelectorAll("button[data-label]").forEach((b) => { b.onclick = () => Promise.resolve(choose(b.dataset.label)).catch((e) => say(e.message)); });
 $("reason").addEventListener("input", () => current && keep("draft", current.detail.item.id, $("reason").value));
+window.addEventListener("pagehide", () => {  // a reload or a closed tab: the open item's playhead stays with it
+  if (current && player && player.tagName !== "IMG") keep("playhead", current.detail.item.id, player.currentTime.toFixed(2));
+});
 $("timeline").onclick = seekFromClick;
 $("voice").onclick = seekFromClick;
 document.addEventListener("keydown", onKey);

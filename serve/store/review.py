@@ -6,6 +6,7 @@ import time
 
 import sqlalchemy as sa
 
+from detector.scoring.fusion import SEVERITY
 from serve.store.audit import record
 from serve.store.public import public_item, public_upload
 from serve.store.tables import Conflict, Repository, review_items, row, skip_locked, uploads
@@ -13,6 +14,16 @@ from serve.store.webhooks import queue_webhook
 
 LABELS = {"detection": ("confirmed_fake", "cleared", "escalated"), "appeal": ("upheld", "overturned")}
 STALE = "the item changed, is not claimed by you, or its lease ran out"
+APPEAL_PRIORITY = 100.0  # added to the contested item's: complaints come before new detections
+
+
+def triage(verdict: dict) -> float:
+    """A detection item's priority: the decision's severity, then how far the most suspicious model's
+    score is over that model's own review threshold (scores of different models are not on one scale)."""
+    scores = {"visual": (verdict.get("visual") or {}).get("score"), "audio": (verdict.get("audio") or {}).get("score")}
+    margins = [scores[m["modality"]] - m["thresholds"]["review"] for m in verdict.get("models", [])
+               if scores.get(m["modality"]) is not None]
+    return 10.0 * SEVERITY.get(verdict.get("decision"), 0) + max(-1.0, min(1.0, max(margins, default=0.0)))
 
 
 def open_item(c: sa.Connection, upload_id: str, kind: str, priority: float, now: float) -> int:
@@ -145,7 +156,7 @@ class ReviewItems(Repository):
             if open_appeal is not None:
                 raise Conflict(f"appeal {open_appeal.id} on this upload is still open")
             item = c.execute(review_items.insert().values(  # complaints come before new detections
-                upload_id=upload_id, kind="appeal", priority=1.0 + decided.priority, state="pending", version=1,
+                upload_id=upload_id, kind="appeal", priority=APPEAL_PRIORITY + decided.priority, state="pending", version=1,
                 created_at=now, appeal_of=decided.id, reason=None)).inserted_primary_key[0]
             record(c, upload_id, client, "appealed", {"reason": reason, "contests": decided.id}, now, item)
             return _item(c, item)

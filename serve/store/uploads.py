@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from serve.store.audit import record
 from serve.store.public import public_upload
-from serve.store.review import open_item
+from serve.store.review import open_item, triage
 from serve.store.tables import Conflict, Repository, row, skip_locked, uploads
 from serve.store.webhooks import forget_sent, queue_webhook
 
@@ -37,7 +37,7 @@ def _settle(c: sa.Connection, upload_id: str, verdict: dict | None, error: dict 
     record(c, upload_id, "model", "failed" if error else "scored",
            error or {"decision": verdict["decision"], "score": verdict["score"]}, now)
     if verdict and verdict["decision"] in review_decisions:
-        open_item(c, upload_id, "detection", verdict["score"] or 0.0, now)
+        open_item(c, upload_id, "detection", triage(verdict), now)
     if up["callback_url"]:
         queue_webhook(c, up, "upload.scored", {"upload": public_upload(up)}, now)
     return True

@@ -133,7 +133,9 @@ def test_video_player_and_chart_follow_each_other_with_faces_boxed(page_of, work
     assert page.locator("#timeline .tick-y").all_text_contents() == ["0.00", "0.25", "0.50", "0.75", "1.00"]
     ticks = page.locator("#timeline .tick-x").all_text_contents()
     assert ticks[0] == "0 s" and "10 s" in ticks  # a 10 s clip
-    assert page.locator("#timeline .threshold-label").all_text_contents() == ["likely fake 0.99", "review 0"]
+    assert page.locator("#timeline .threshold-label").all_text_contents() == ["likely fake 0.990", "review 0.000"]
+    expect(page.locator("#why")).to_have_text(  # each model against its own thresholds
+        re.compile(r"^face \d\.\d{3} >= review 0\.000 · voice \d\.\d{3} (>=|<) (review|likely fake) \d\.\d{3}$"))
     expect(page.locator("#voice rect.segment")).to_have_count(len(verdict["audio"]["segments"]))
     expect(page.locator("#voice-legend")).to_contain_text("voice score")
     box = page.locator("#timeline").bounding_box()  # click the chart at 5 s: the player seeks there
@@ -170,7 +172,7 @@ def test_audio_only_item_gets_a_player_and_voice_chart_but_no_faces(page_of, wor
     page.wait_for_function("document.getElementById('player').tagName === 'AUDIO' && player.readyState >= 1")
     expect(page.locator("#evidence-col")).to_be_hidden()
     expect(page.locator("#legend .legend-item")).to_have_text("voice")
-    assert page.locator("#timeline .threshold-label").all_text_contents() == ["likely fake 1", "review 1"]
+    assert page.locator("#timeline .threshold-label").all_text_contents() == ["likely fake 1.000", "review 1.000"]
     expect(page.locator("#voice rect.segment").first).to_be_visible()
     fits_the_screen(page, ["#player", "#timeline", "#voice", "#reason", "button[data-label=cleared]"])
     page.screenshot(path=str(SHOTS / "review_audio.png"))

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -83,7 +84,8 @@ def upload(server, path: Path, wait: float = 0, **kw) -> httpx.Response:
 
 def scored(server, upload_id: str, timeout: float = 120) -> dict:
     """The upload once it left the queue (the engine says when)."""
-    asyncio.run(server.api.engine.wait(upload_id, timeout))
+    with ThreadPoolExecutor(1) as pool:  # a thread of its own: a browser test may hold this thread's event loop
+        pool.submit(asyncio.run, server.api.engine.wait(upload_id, timeout)).result()
     with server.as_() as c:
         up = c.get(f"/v1/uploads/{upload_id}").json()
     assert up["status"] in ("scored", "failed"), up
