@@ -44,6 +44,7 @@ class BundleMeta(BaseModel):
     modality: str = Field("visual", validation_alias=AliasChoices("modality", "kind"))  # visual | audio (older bundles: "kind")
     name: str = ""  # what Verdicts call the model, e.g. "starter-face"; empty: the family or backbone
     demo: bool = False  # trained on generated samples by `deepfake-detect demo`: never for real decisions
+    caution: str = ""  # printed whenever it decides: why its scores need care (e.g. weak on unseen sources)
     family: str  # model registry name
     model: dict  # its keyword arguments (pretrained weights are never needed again)
     input_size: int = 0  # visual: crop side the network takes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,11 +19,17 @@ from pydantic import ValidationError
 from detector.config import ConfigError, FrontEndConfig, describe, load_config, read_yaml
 from detector.progress import LineProgress, progress
 
-console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """Rich on a terminal; elsewhere (a log file, a pipe) as wide as the text needs, so no path is cut or wrapped."""
+    return Console(stderr=stderr, width=None if (sys.stderr if stderr else sys.stdout).isatty() else 100_000)
+
+
+console = _console(stderr=True)
 PLUGINS = "deepfake_detect.commands"  # entry-point group of modules that register more subcommands
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"}
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
 # mistakes a user can fix (a path, a settings file): one line on stderr and exit code 2, never a traceback
+INPUTS_FAILED = 3  # exit code of `score` and `faces` when some inputs could not be read or scored
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ConfigError, ValidationError)
 
 
@@ -35,6 +42,47 @@ def command(name: str, add_args: Callable[[argparse.ArgumentParser], None], exam
         return run
 
     return register
+
+
+class Parser(argparse.ArgumentParser):
+    """A mistake on the command line is one line on stderr and exit code 2 (argparse adds the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {low} to {high}" if high is not None
+                                             else f"{value} is below {low}")
+        return value
+
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number between 0 and 1, both excluded."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
+def device(text: str) -> str:
+    """An argparse type: auto, cpu, cuda or cuda:N, mps."""
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: expected auto, cpu, cuda, cuda:N or mps")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -72,10 +120,10 @@ def expand_inputs(items: Iterable[str]) -> Iterator[Path]:
 def _frontend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML with limits/sampling/faces sections (default: built in)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--frames", type=int, help="frames to sample evenly per video (default 32)")
+    group.add_argument("--frames", type=whole(1), help="frames to sample evenly per video (default 32)")
     group.add_argument("--fps", type=float, help="sample this many frames per second instead")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default: the config's faces.device, auto)")
-    p.add_argument("--workers", type=int, default=2, help="processes that read uploads (0: this one)")
+    p.add_argument("--device", type=device, help="auto, cpu, cuda, cuda:1 ... (default: the config's faces.device, auto)")
+    p.add_argument("--workers", type=whole(0), default=2, help="processes that read uploads (0: this one)")
 
 
 def _frontend_config(args: argparse.Namespace) -> FrontEndConfig:
@@ -93,6 +141,7 @@ def _faces_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="files or folders (recursive); - reads paths from stdin")
     p.add_argument("--out", help="write one JSON line per file here")
     p.add_argument("--save-crops", metavar="DIR", help="save every face crop as JPEG under DIR")
+    p.add_argument("--allow-errors", action="store_true", help=f"exit 0 even when some files could not be read (else {INPUTS_FAILED})")
     _frontend_args(p)
 
 
@@ -131,13 +180,15 @@ def faces_cmd(args: argparse.Namespace) -> int:
     finally:
         if out:
             out.close()
-    Console().print(table)
+    _console().print(table)
     console.print(f"{len(paths)} files, {errors} could not be read" + (f"; results in {args.out}" if out else ""))
-    return 0
+    return INPUTS_FAILED if errors and not args.allow_errors else 0
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="adapter: ffpp, celebdf, dfdc, folder, csv")
+    from detector.datasets import names
+
+    p.add_argument("--dataset", required=True, choices=names(), help="adapter")
     p.add_argument("--root", required=True, help="the dataset's folder (or CSV file for `csv`)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="adapter option, e.g. compression=c40, methods=Deepfakes,FaceSwap, group_regex=^([a-z]+)")
@@ -183,9 +234,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     _dataset_args(p)
     p.add_argument("--out", required=True, help="report folder: report.json, roc.png")
     p.add_argument("--split", default="test", help="train, val, test or all")
-    p.add_argument("--frames", type=int, help="frames sampled per video (default: as the bundle was trained, else 32)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--workers", type=int, default=2, help="processes that read uploads (0: this one)")
+    p.add_argument("--frames", type=whole(1), help="frames sampled per video (default: as the bundle was trained, else 32)")
+    p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--workers", type=whole(0), default=2, help="processes that read uploads (0: this one)")
 
 
 @command("evaluate", _evaluate_args,
@@ -216,7 +267,7 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     for name, r in rows_out:
         table.add_row(name, f"{r['n']} ({r['n_real']}/{r['n_fake']})", fmt(r["auc"]), fmt(r["ap"]), fmt(r["eer"]),
                       fmt(r["log_loss"]), fmt(r.get("accuracy")), fmt(r.get("tpr")), fmt(r.get("fpr")))
-    Console().print(table)
+    _console().print(table)
     console.print(f"report in {Path(args.out) / 'report.json'}, ROC in {Path(args.out) / 'roc.png'}")
     return 0
 
@@ -230,21 +281,23 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    help="voice model: a bundle folder, starter (shipped in the package) or none")
     p.add_argument("--out", required=True, help="results.jsonl: one Verdict or error record per upload; resumable")
     p.add_argument("--csv", help="also write a flat CSV summary here")
+    p.add_argument("--allow-errors", action="store_true",
+                   help=f"exit 0 even when some inputs failed (else {INPUTS_FAILED}; each has an error record)")
     p.add_argument("--retry-errors", action="store_true",
                    help="score again uploads that failed as unsupported, corrupt or too large (other errors always are)")
-    p.add_argument("--workers", type=int, default=2, help="processes that read uploads (0: this one)")
-    p.add_argument("--batch-size", type=int, help="crops or audio windows per model call (default: 64 on CUDA, 8 on CPU)")
-    p.add_argument("--frames", type=int, help="frames sampled per video (default: as the bundle was trained, else 32)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--workers", type=whole(0), default=2, help="processes that read uploads (0: this one)")
+    p.add_argument("--batch-size", type=whole(1), help="crops or audio windows per model call (default: 64 on CUDA, 8 on CPU)")
+    p.add_argument("--frames", type=whole(1), help="frames sampled per video (default: as the bundle was trained, else 32)")
+    p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="onnx: run the bundles' exported model.onnx with onnxruntime")
     p.add_argument("--fusion", help="fusion JSON (from `deepfake-detect fuse`); default: the most severe modality")
     p.add_argument("--declared-ai", choices=["ignore", "review", "likely_fake"], default="review",
                    help="decision at least, for uploads whose intact C2PA manifest declares AI-made media")
     p.add_argument("--trust-anchors", help="PEM file of CAs whose C2PA signers count as trusted")
-    p.add_argument("--devices", type=int, default=1, help="ranks per node: >1 runs Lightning DDP")
-    p.add_argument("--num-nodes", type=int, default=1, help="nodes of a DDP run (MASTER_ADDR, NODE_RANK set)")
-    p.add_argument("--accelerator", default="auto", help="DDP: cpu, gpu or auto")
+    p.add_argument("--devices", type=whole(1), default=1, help="ranks per node: >1 runs Lightning DDP")
+    p.add_argument("--num-nodes", type=whole(1), default=1, help="nodes of a DDP run (MASTER_ADDR, NODE_RANK set)")
+    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu", "cuda"], default="auto", help="DDP's accelerator")
 
 
 @command("score", _score_args,
@@ -293,6 +346,7 @@ def score_cmd(args: argparse.Namespace) -> int:
     for warning in scorer.warnings:
         console.print(f"[bold yellow]warning:[/] {warning}")
     counts: Counter = Counter()
+    failed: list[str] = []
     frames = 0
     started = time.perf_counter()
     with _progress() as progress, results:
@@ -300,6 +354,8 @@ def score_cmd(args: argparse.Namespace) -> int:
         for record in scorer.score_many(todo, workers=args.workers):
             results.append(record)
             counts[getattr(record, "decision", "error")] += 1
+            if not hasattr(record, "decision"):
+                failed.append(f"{record.path}: {record.error.get('reason')}: {record.error.get('message', '')}"[:300])
             frames += record.visual.frames_scored if getattr(record, "visual", None) else 0
             progress.advance(task)
     took = max(time.perf_counter() - started, 1e-9)
@@ -310,17 +366,19 @@ def score_cmd(args: argparse.Namespace) -> int:
         table.add_row(name, str(counts[name]))
     table.add_row("uploads/s", f"{len(todo) / took:.2f}")
     table.add_row("frames/s", f"{frames / took:.1f}")
-    Console().print(table)
+    _console().print(table)
+    for line in failed:
+        console.print(f"failed: {line}", markup=False, highlight=False)
     console.print(f"results in {args.out}" + (f" and {args.csv}" if args.csv else ""))
-    return 0
+    return INPUTS_FAILED if failed and not args.allow_errors else 0
 
 
 def _fuse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", required=True, help="results.jsonl of validation uploads (from `score`)")
     p.add_argument("--labels", required=True, help="CSV with path and label (0 real, 1 fake) columns")
     p.add_argument("--out", required=True, help="fusion JSON for `score --fusion`")
-    p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate for likely_fake")
-    p.add_argument("--review-fpr", type=float, default=0.1, help="false-positive rate for review")
+    p.add_argument("--fpr", type=fraction, default=0.01, help="false-positive rate for likely_fake")
+    p.add_argument("--review-fpr", type=fraction, default=0.1, help="false-positive rate for review")
 
 
 @command("fuse", _fuse_args,
@@ -398,7 +456,7 @@ def starter_cmd(args: argparse.Namespace) -> int:
         raise ConfigError("--recipe and --cache are for the face recipe")
     else:
         table = voice.run(args.data, out, folds, final=not args.table_only)
-    Console().print(table.read_text())
+    _console().print(table.read_text())
     if args.install and not args.table_only:
         slot = "visual" if args.modality == "face" else "audio"
         (STARTER / slot).mkdir(parents=True, exist_ok=True)
@@ -437,8 +495,8 @@ def demo_cmd(args: argparse.Namespace) -> int:
         v = json.loads(line)
         table.add_row(Path(v["path"]).name, v.get("media_type", "-"), v.get("decision", "error"), fmt(v.get("score")),
                       fmt((v.get("visual") or {}).get("score")), fmt((v.get("audio") or {}).get("score")))
-    Console().print(table)
-    Console().print(f"[bold]{DISCLAIMER}[/bold]")
+    _console().print(table)
+    _console().print(f"[bold]{DISCLAIMER}[/bold]")
     return 0
 
 
@@ -481,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     version, plugins = project()
     for plugin in plugins:  # e.g. the server's `serve`
         importlib.import_module(plugin.partition(":")[0])
-    parser = argparse.ArgumentParser(prog="deepfake-detect", description=__doc__)
+    parser = Parser(prog="deepfake-detect", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, run, example) in COMMANDS.items():

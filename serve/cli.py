@@ -6,8 +6,18 @@ from __future__ import annotations
 import argparse
 import os
 
-from detector.cli import command, console
+from detector.cli import command, console, whole
 from detector.config import ConfigError
+
+
+def day(text: str) -> float:
+    """An argparse type: YYYY-MM-DD, as the timestamp of that day's start in UTC."""
+    from datetime import datetime, timezone
+
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -17,7 +27,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def _serve_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default from config: 8000)")
+    p.add_argument("--port", type=whole(1, 65535), help="port (default from config: 8000)")
     p.add_argument("--dev", action="store_true", default=os.environ.get("DEEPFAKE_DEV") == "1",
                    help="development: allow the default webhook secret (also DEEPFAKE_DEV=1)")
 
@@ -72,7 +82,7 @@ def api_key_cmd(args: argparse.Namespace) -> int:
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
-    p.add_argument("--since", required=True, help="first day counted, YYYY-MM-DD (UTC)")
+    p.add_argument("--since", required=True, type=day, help="first day counted, YYYY-MM-DD (UTC)")
     p.add_argument("--format", choices=["json", "csv"], default="json")
     p.add_argument("--out", help="write here instead of stdout")
 
@@ -82,17 +92,17 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 def report_cmd(args: argparse.Namespace) -> int:
     """Summary for a trust team or regulator: decisions, reviewer agreement, appeals, time in queue."""
     import json
-    from datetime import datetime, timezone
     from pathlib import Path
 
     from serve.config import load_serve_config
     from serve.reports import report_csv, summary
     from serve.store import Store
 
-    since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    if not args.config:
+        raise ConfigError("report reads a server's database: name its settings with --config")
     store = Store(load_serve_config(args.config).database_url)
     store.migrate()
-    report = summary(store, since)
+    report = summary(store, args.since)
     text = report_csv(report) if args.format == "csv" else json.dumps(report, indent=2) + "\n"
     if args.out:
         Path(args.out).write_text(text)

@@ -44,6 +44,18 @@ def fit_operating_point(logits: Sequence[float], labels: Sequence[int], groups: 
             "held_out": binary_report(vy, vs, thresholds.likely_fake)}
 
 
+WEAK_AUC = 0.7  # below this mean held-out AUC a model's decisions come with a caution
+
+
+def caution(loso: list[dict]) -> str:
+    """A caution for a model weak on sources it did not see (empty when it is not)."""
+    aucs = [r["auc"] for r in loso if r.get("auc") is not None]
+    if not aucs or np.mean(aucs) >= WEAK_AUC:
+        return ""
+    return (f"weak on sources it was not trained on (leave-one-source-out mean AUC {np.mean(aucs):.2f} over "
+            f"{len(aucs)} sources): do not act on its decisions alone")
+
+
 def stamp(bundle: str | Path, operating: dict, loso: list[dict], name: str, data: dict) -> Path:
     """Write the operating point and the leave-one-source-out table into a bundle, weights in fp16
     (the same scores within 1e-3: tests/unit/test_starter.py)."""
@@ -54,7 +66,8 @@ def stamp(bundle: str | Path, operating: dict, loso: list[dict], name: str, data
     meta = BundleMeta.model_validate_json((bundle / "bundle.json").read_text())
     training = {k: v for k, v in meta.training.items() if k != "checkpoint"} | {"data": data}
     meta = meta.model_copy(update={
-        "name": name, "demo": False, "calibration": operating["calibration"], "thresholds": operating["thresholds"],
+        "name": name, "demo": False, "caution": caution(loso), "calibration": operating["calibration"],
+        "thresholds": operating["thresholds"],
         "operating_point": operating["operating_point"], "training": training,
         "metrics": {"held_out_pooled": operating["held_out"], "loso": loso},
         "version": hashlib.sha256(weights.read_bytes()).hexdigest()[:16]})

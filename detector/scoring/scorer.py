@@ -168,6 +168,8 @@ class Scorer:
                        for _, m in filter(None, (self.visual, self.audio))]
         self.warnings = [f"the {m.modality} model {m.name} ({m.version}) is a demo model, trained on generated samples: "
                          "its scores mean nothing for real uploads" for m in self.models if m.demo]
+        self.warnings += [f"the {m.modality} model {m.name} ({m.version}) is {b[1].caution}"
+                          for m, b in zip(self.models, filter(None, (self.visual, self.audio))) if b[1].caution]
         batch_size = batch_size or (64 if dev.type == "cuda" else 8)
         self.crops = Batcher(self._crop_probs, batch_size, max_wait_ms / 1000) if visual else None
         self.windows = Batcher(self._window_probs, batch_size, max_wait_ms / 1000) if audio else None
@@ -178,6 +180,8 @@ class Scorer:
         if isinstance(upload, (str, Path)):
             (record,) = self.score_many([upload], workers=0)
             return record
+        if isinstance(upload, np.ndarray) and (upload.dtype != np.uint8 or upload.ndim != 3 or upload.shape[2] != 3):
+            raise ValueError(f"an image array must be (H, W, 3) uint8 RGB, not {upload.shape} {upload.dtype}")
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "upload"  # media are recognised by content, not by name
             if isinstance(upload, np.ndarray):

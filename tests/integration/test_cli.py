@@ -26,7 +26,7 @@ def test_faces_command_reports_every_file(media_dir, tmp_path, cli):
     code, stdout, stderr = cli("faces", str(media_dir / "pan.mp4"), str(media_dir / "coffee.png"),
                                str(tmp_path / "broken.mp4"), str(media_dir / "chirp.flac"), "--frames", "6",
                                "--out", str(out), "--save-crops", str(crops))
-    assert code == 0, stderr
+    assert code == 3, stderr  # one file could not be read
     records = {Path(x["path"]).name: x for x in map(json.loads, out.read_text().splitlines())}
     assert set(records) == {"pan.mp4", "coffee.png", "broken.mp4", "chirp.flac"}
     pan = records["pan.mp4"]
