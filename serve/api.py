@@ -44,7 +44,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         await run_in_threadpool(service.stop)
 
     app = FastAPIOffline(title="deepfake-detector", version="1", lifespan=lifespan,  # /docs without a CDN
-                         responses=documented(401, 403, 422))
+                         responses=documented(401, 403, 422),
+                         generate_unique_id_function=lambda route: route.name)  # operation ids: the routes' names
     app.state.service = service
     app.add_middleware(metrics.Measure)
     for resource in (uploads, review, media, reports, health):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 
 from detector.cli import command, console, whole
 from detector.config import ConfigError
@@ -58,25 +59,40 @@ def serve_cmd(args: argparse.Namespace) -> int:
 
 def _key_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
-    p.add_argument("--name", required=True, help="who holds the key (reviewers are known by it)")
-    p.add_argument("--roles", required=True, help="comma-separated: submit, review, admin")
+    p.add_argument("--name", help="who holds the key (reviewers are known by it)")
+    p.add_argument("--roles", help="comma-separated: submit, review, metrics, admin")
+    p.add_argument("--expires-days", type=float, help="the key stops working this many days from now (default: never)")
+    p.add_argument("--list", action="store_true", help="list the keys: holder, roles, dates (never the keys)")
+    p.add_argument("--revoke", metavar="NAME", help="the key of this holder stops working now")
 
 
 @command("api-key", _key_args,
-         "deepfake-detect api-key --config configs/serve.yaml --name alice --roles review")
+         "deepfake-detect api-key --config configs/serve.yaml --name alice --roles review --expires-days 90")
 def api_key_cmd(args: argparse.Namespace) -> int:
-    """Create (or replace) an API key; only its hash is stored, the key is printed once."""
+    """Create (or replace) an API key, printed once (only its hash is stored); or --list, or --revoke NAME."""
     from serve.config import load_serve_config
     from serve.store import Store
     from serve.store.keys import ROLES
+    from serve.store.public import iso
 
-    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
-    if not roles or set(roles) - set(ROLES):
-        console.print(f"[red]roles must be some of {', '.join(ROLES)}")
-        return 2
     store = Store(load_serve_config(args.config).database_url)
     store.migrate()
-    print(store.keys.add(args.name, roles))
+    if args.list:
+        for k in store.keys.listed():
+            state = "revoked " + iso(k["revoked_at"]) if k["revoked_at"] else (
+                "expires " + iso(k["expires_at"]) if k["expires_at"] else "no expiry")
+            print(f"{k['name']}\t{k['roles']}\tcreated {iso(k['created_at'])}\t{state}")
+        return 0
+    if args.revoke:
+        if not store.keys.revoke(args.revoke):
+            raise ConfigError(f"no key of {args.revoke!r} to revoke (see --list)")
+        console.print(f"revoked the key of {args.revoke}")
+        return 0
+    roles = [r.strip() for r in (args.roles or "").split(",") if r.strip()]
+    if not args.name or not roles or set(roles) - set(ROLES):
+        raise ConfigError(f"a new key needs --name and --roles, some of {', '.join(ROLES)} (or use --list, --revoke)")
+    expires = time.time() + args.expires_days * 86400 if args.expires_days is not None else None
+    print(store.keys.add(args.name, roles, expires_at=expires))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""API keys: only their hashes are stored, with the holder's name and roles."""
+"""API keys: only their hashes are stored, with the holder's name, roles, expiry and revocation."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ def hash_key(key: str) -> str:
 
 
 class ApiKeys(Repository):
-    def add(self, name: str, roles: list[str], key: str | None = None) -> str:
+    def add(self, name: str, roles: list[str], key: str | None = None, expires_at: float | None = None) -> str:
         """Store a key's hash with its roles (replacing one of that name); returns the plain key."""
         key = key or secrets.token_urlsafe(24)
         with self.engine.begin() as c:
             c.execute(api_keys.delete().where(api_keys.c.name == name))
             c.execute(api_keys.insert().values(name=name, key_hash=hash_key(key), roles=",".join(roles),
-                                               created_at=time.time()))
+                                               created_at=time.time(), expires_at=expires_at))
         return key
 
     def get(self, name: str) -> tuple[str, set[str]] | None:
@@ -35,9 +35,22 @@ class ApiKeys(Repository):
         return None if r is None else (r["key_hash"], set(r["roles"].split(",")))
 
     def find(self, key: str) -> tuple[str, set[str]] | None:
-        """The holder's name and roles of a plain key; None when no such key is stored."""
-        r = self.one(sa.select(api_keys).where(api_keys.c.key_hash == hash_key(key)))
+        """The holder's name and roles of a plain key; None when no such key is stored, or it expired or was revoked."""
+        r = self.one(sa.select(api_keys).where((api_keys.c.key_hash == hash_key(key)) & api_keys.c.revoked_at.is_(None)
+                                               & (api_keys.c.expires_at.is_(None) | (api_keys.c.expires_at > time.time()))))
         return None if r is None else (r["name"], set(r["roles"].split(",")))
+
+    def revoke(self, name: str) -> bool:
+        """The key of that holder stops working now; False when there is none (or it was revoked before)."""
+        with self.engine.begin() as c:
+            done = c.execute(api_keys.update().where((api_keys.c.name == name) & api_keys.c.revoked_at.is_(None))
+                             .values(revoked_at=time.time()))
+        return done.rowcount == 1
+
+    def listed(self) -> list[dict]:
+        """Every key's holder, roles and dates (never its hash), by name."""
+        return self.all(sa.select(api_keys.c.name, api_keys.c.roles, api_keys.c.created_at, api_keys.c.expires_at,
+                                  api_keys.c.revoked_at).order_by(api_keys.c.name))
 
     def count(self) -> int:
         return self.scalar(sa.select(sa.func.count()).select_from(api_keys))

@@ -67,6 +67,8 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("roles", sa.String(64), nullable=False),  # comma-separated
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),  # None: never
+    sa.Column("revoked_at", sa.Float),
 )
 
 webhooks = sa.Table(

@@ -318,6 +318,8 @@ def test_docs_load_offline_and_declare_the_api_key(server):
         "type": "apiKey", "in": "header", "name": "X-API-Key", "description": "an API key (`deepfake-detect api-key`)"}
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert {"APIKeyHeader": []} in spec["paths"]["/v1/uploads"]["post"]["security"]
+    ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids)) and spec["paths"]["/v1/review/claim"]["post"]["operationId"] == "claim"
 
 
 @pytest.fixture(scope="module")
