@@ -29,7 +29,8 @@ const secs = (iso) => Date.parse(iso) / 1000;  // the API's times are ISO 8601
 const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 const age = (t) => { const s = now() - t; return s < 60 ? `${Math.round(s)} s` : s < 3600 ? `${Math.round(s / 60)} min` : s < 86400 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`; };
 const described = (m) => Object.entries(m || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
-const heat = (p) => p === null ? "#ccc" : `hsl(${Math.round(120 * (1 - p))} ${p > 0.5 ? 70 : 65}% 43%)`;
+// blue (0) through grey to orange (1): told apart without red-green vision
+const heat = (p) => p === null ? "#ccc" : p < 0.5 ? `hsl(210 65% ${Math.round(32 + 110 * p)}%)` : `hsl(28 90% ${Math.round(142 - 110 * p)}%)`;
 
 async function api(path, options = {}) {
   const r = await fetch(path, {...options, headers: {...(options.headers || {}), "X-API-Key": key}});
@@ -49,8 +50,14 @@ function queueRow(it) {
     el("td", {textContent: age(secs(it.uploaded_at))}), el("td", {textContent: it.filename || it.upload_id.slice(0, 8), title: it.upload_id}),
     el("td", {textContent: it.media_type}), el("td", {textContent: it.decision ?? "-"}),
     el("td", {textContent: it.score?.toFixed(3) ?? "-"}), el("td", {className: "meta", textContent: meta, title: meta}));
-  tr.dataset.id = it.id;
-  tr.onclick = () => open(it.id).catch((e) => say(e.message));
+  return openable(tr, it.id);
+}
+
+function openable(tr, id) {  // a row opens its item on a click, or on Enter once Tab reached it
+  tr.dataset.id = id;
+  tr.tabIndex = 0;
+  tr.onclick = () => open(id).catch((e) => say(e.message));
+  tr.onkeydown = (ev) => { if (ev.key === "Enter") { ev.preventDefault(); ev.stopPropagation(); tr.onclick(); } };
   return tr;
 }
 
@@ -58,10 +65,8 @@ function mineRow(it) {
   const release = el("button", {textContent: "Release", onclick: (ev) => { ev.stopPropagation(); releaseItem(it); }});
   const tr = el("tr", {className: "item"}, el("td", {textContent: it.id}),
     el("td", {textContent: it.filename || it.upload_id.slice(0, 8)}), el("td", {className: "lease"}), el("td", {}, release));
-  tr.dataset.id = it.id;
   tr.dataset.until = secs(it.lease_until);
-  tr.onclick = () => open(it.id).catch((e) => say(e.message));
-  return tr;
+  return openable(tr, it.id);
 }
 
 async function refresh() {
@@ -219,6 +224,7 @@ function showEvidence(evidence) {
     const caption = `${e.t.toFixed(1)} s · ${e.score.toFixed(3)} · face ${e.track + 1}`;
     const fig = el("figure", {className: "evidence", tabIndex: 0, title: "enlarge and seek here"}, img, el("figcaption", {textContent: caption}));
     fig.onclick = () => enlarge(e, caption, img.src);
+    fig.onkeydown = (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); ev.stopPropagation(); fig.onclick(); } };
     return fig;
   })).then((figs) => $("evidence").replaceChildren(...figs));
 }
@@ -436,11 +442,12 @@ function onKey(ev) {
   const fail = (e) => say(e.message);
   if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); if (current?.held) decide(chosen).catch(fail); return; }
   if (ev.target.closest("input, textarea, select, [contenteditable]")) { if (ev.key === "Escape") ev.target.blur(); return; }
-  if (ev.ctrlKey || ev.metaKey || ev.altKey || $("zoom").open) return;
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || $("zoom").open || $("keys").open) return;
   const labels = current?.detail.appeal ? {u: "upheld", o: "overturned"} : {f: "confirmed_fake", c: "cleared", e: "escalated"};
   const media = player && player.tagName !== "IMG";
   const action = labels[ev.key] ? () => Promise.resolve(choose(labels[ev.key])).catch(fail)
     : ev.key === "n" ? () => next().catch(fail)
+    : ev.key === "?" ? () => $("keys").showModal()
     : /^[1-9]$/.test(ev.key) ? () => preset(+ev.key - 1)
     : !media ? null
     : ev.key === " " ? () => (player.paused ? player.play() : player.pause())

@@ -384,3 +384,21 @@ def test_the_page_renews_the_leases_it_holds_and_warns_near_their_end(browser, b
         page.close()
     finally:
         server.kill()
+
+
+def test_rows_and_evidence_open_from_the_keyboard_and_question_mark_lists_the_keys(page_of, workbench):
+    page = page_of("carol")
+    row = page.locator("#queue tr.item", has_text="spread.webm")
+    row.focus()  # where Tab lands: rows are in the tab order
+    assert page.evaluate("document.activeElement.tabIndex") == 0
+    page.keyboard.press("Enter")
+    expect(page.locator("#file-name")).to_have_text("spread.webm")
+    page.locator("#evidence figure").first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#zoom")).to_be_visible()
+    page.keyboard.press("Escape")
+    page.locator("#reason").focus()
+    page.keyboard.press("Escape")  # leave the box: keys act again
+    page.keyboard.press("?")
+    expect(page.locator("#keys")).to_be_visible()
+    expect(page.locator("#keys")).to_contain_text("Enter opens it")
