@@ -23,7 +23,7 @@ class UploadStatus(BaseModel):
 class ReviewItem(BaseModel):
     id: int
     upload_id: str
-    kind: Literal["detection", "appeal"]
+    kind: Literal["detection", "appeal", "escalation"]
     priority: float
     state: Literal["pending", "claimed", "decided"]
     version: int
@@ -35,7 +35,7 @@ class ReviewItem(BaseModel):
     decided_at: datetime | None = None
     media_type: str | None = None
     decision: str | None = None
-    appeal_of: int | None = None  # appeals: the decided item contested
+    appeal_of: int | None = None  # appeals: the decided item contested; escalations: the item escalated
     score: float | None = None  # the model's score of the upload
     filename: str | None = None  # as the uploader named it
     metadata: dict | None = None  # the uploader's metadata
@@ -51,6 +51,7 @@ class ItemDetail(BaseModel):
     upload: UploadStatus
     evidence: list[dict]  # the most suspicious face crops: url, frame_url (the frame, face boxed), track, t, score
     appeal: dict | None = None  # appeals: the uploader's reason and the decision contested
+    escalation: dict | None = None  # escalations: who escalated, when, and their note
 
 
 class Erased(BaseModel):

@@ -24,13 +24,14 @@ def list_items(service: ServiceDep, caller: Reviewer, state: Literal["pending", 
                mine: Annotated[bool, Query(description="only items the caller claimed or decided")] = False):
     """Review items by priority (most suspicious first, then oldest), with their upload's file name,
     metadata, score and model decision."""
-    return [public_item(i) for i in service.store.review.items(state, limit, offset, caller.name if mine else None)]
+    return [public_item(i) for i in service.store.review.items(state, limit, offset, caller.name if mine else None,
+                                                               senior="admin" in caller.roles)]
 
 
 @router.post("/v1/review/claim", response_model=ItemDetail, responses={204: {"description": "nothing to review"}})
 def claim(service: ServiceDep, reviewer: Reviewer):
     """Lease the most urgent pending item to the caller; an expired lease frees it again."""
-    item = service.store.review.claim(reviewer.name, service.cfg.review.lease_s)
+    item = service.store.review.claim(reviewer.name, service.cfg.review.lease_s, senior="admin" in reviewer.roles)
     return Response(status_code=204) if item is None else _detail(service, item)
 
 
@@ -38,9 +39,10 @@ def claim(service: ServiceDep, reviewer: Reviewer):
 def claim_one(item_id: ItemId, service: ServiceDep, reviewer: Reviewer):
     """Lease this item to the caller, when it is pending (or its lease ran out)."""
     found(service.store.review.get(item_id), "review item")
-    item = service.store.review.claim(reviewer.name, service.cfg.review.lease_s, item_id)
+    item = service.store.review.claim(reviewer.name, service.cfg.review.lease_s, item_id, senior="admin" in reviewer.roles)
     if item is None:
-        raise HTTPException(409, "the item is claimed by someone else, decided, or an appeal of your decision")
+        raise HTTPException(409, "the item is claimed by someone else, decided, an appeal of your decision, "
+                                 "or an escalation (for an admin)")
     return _detail(service, item)
 
 
@@ -134,5 +136,9 @@ def _detail(service: Service, item: dict) -> dict:
         appeal = {"reason": why[0] if why else None,
                   "first_decision": {k: first[k] for k in ("id", "label", "reviewer", "reason")}
                   | {"decided_at": iso(first["decided_at"])}}
+    escalation = None
+    if item["kind"] == "escalation":
+        first = store.review.get(item["appeal_of"])
+        escalation = {"by": first["reviewer"], "note": first["reason"], "at": iso(first["decided_at"]), "item": first["id"]}
     return {"item": public_item(item), "upload": public_upload(store.uploads.get(item["upload_id"])),
-            "evidence": crops, "appeal": appeal}
+            "evidence": crops, "appeal": appeal, "escalation": escalation}

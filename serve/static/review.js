@@ -46,7 +46,7 @@ const post = (path, body) => api(path, {method: "POST", headers: {"Content-Type"
 function queueRow(it) {
   const meta = described(it.metadata);
   const tr = el("tr", {className: "item", title: `open item #${it.id} (read-only until claimed)`},
-    el("td", {className: it.kind === "appeal" ? "appeal" : "", textContent: it.kind === "appeal" ? `${it.id} appeal` : it.id}),
+    el("td", {className: it.kind === "detection" ? "" : "appeal", textContent: it.kind === "detection" ? it.id : `${it.id} ${it.kind}`}),
     el("td", {textContent: age(secs(it.uploaded_at))}), el("td", {textContent: it.filename || it.upload_id.slice(0, 8), title: it.upload_id}),
     el("td", {textContent: it.media_type}), el("td", {textContent: it.decision ?? "-"}),
     el("td", {textContent: it.score?.toFixed(3) ?? "-"}), el("td", {className: "meta", textContent: meta, title: meta}));
@@ -155,7 +155,7 @@ async function show(detail) {
   document.body.dataset.media = upload.media_type;
   $("detail").classList.remove("hidden");
   $("item-id").textContent = `#${item.id}`;
-  $("item-kind").textContent = item.kind === "appeal" ? "(appeal)" : "";
+  $("item-kind").textContent = item.kind === "detection" ? "" : `(${item.kind})`;
   $("file-name").textContent = item.filename || upload.id;
   $("media-type").textContent = upload.media_type;
   $("model-decision").textContent = upload.verdict?.decision ?? "-";
@@ -163,13 +163,16 @@ async function show(detail) {
   $("why").textContent = why(upload.verdict);
   $("metadata").textContent = described(upload.metadata) || "no metadata";
   $("provenance").textContent = provenance(upload.verdict);
-  const appeal = detail.appeal;
-  $("appeal").classList.toggle("hidden", !appeal);
+  const {appeal, escalation} = detail;
+  $("appeal").classList.toggle("hidden", !appeal && !escalation);
   $("detection-buttons").classList.toggle("hidden", !!appeal);
   $("appeal-buttons").classList.toggle("hidden", !appeal);
+  document.querySelector("button[data-label=escalated]").classList.toggle("hidden", !!escalation);  // the last word
   if (appeal) {
     const d = appeal.first_decision;
     $("appeal").textContent = `Appeal: "${appeal.reason}". First decision: ${d.label} by ${d.reviewer}, "${d.reason}".`;
+  } else if (escalation) {
+    $("appeal").textContent = `Escalated by ${escalation.by}: "${escalation.note}". Your decision is final.`;
   }
   document.querySelectorAll("button[data-label]").forEach((b) => b.setAttribute("aria-pressed", "false"));
   setHeld(held);
@@ -180,9 +183,9 @@ async function show(detail) {
 
 function why(verdict) {  // each model's score against its own thresholds: which one flagged the upload
   const names = {visual: "face", audio: "voice"};
-  return (verdict?.models || []).map(({modality, thresholds: t}) => {
-    const s = verdict[modality]?.score;
-    if (s === null || s === undefined) return `${names[modality]}: ${modality === "audio" ? "no speech" : "no face"}`;
+  return (verdict?.models || []).filter(({modality}) => verdict[modality]).map(({modality, thresholds: t}) => {  // not read: left out
+    const s = verdict[modality].score;
+    if (s === null) return `${names[modality]}: ${modality === "audio" ? "no speech" : "no face"}`;
     const [cmp, cut, at] = s >= t.likely_fake ? [">=", "likely fake", t.likely_fake] : [s >= t.review ? ">=" : "<", "review", t.review];
     return `${names[modality]} ${s.toFixed(3)} ${cmp} ${cut} ${at.toFixed(3)}`;
   }).join(" · ");
@@ -443,7 +446,8 @@ function onKey(ev) {
   if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); if (current?.held) decide(chosen).catch(fail); return; }
   if (ev.target.closest("input, textarea, select, [contenteditable]")) { if (ev.key === "Escape") ev.target.blur(); return; }
   if (ev.ctrlKey || ev.metaKey || ev.altKey || $("zoom").open || $("keys").open) return;
-  const labels = current?.detail.appeal ? {u: "upheld", o: "overturned"} : {f: "confirmed_fake", c: "cleared", e: "escalated"};
+  const labels = current?.detail.appeal ? {u: "upheld", o: "overturned"}
+    : current?.detail.escalation ? {f: "confirmed_fake", c: "cleared"} : {f: "confirmed_fake", c: "cleared", e: "escalated"};
   const media = player && player.tagName !== "IMG";
   const action = labels[ev.key] ? () => Promise.resolve(choose(labels[ev.key])).catch(fail)
     : ev.key === "n" ? () => next().catch(fail)

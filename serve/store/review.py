@@ -12,9 +12,11 @@ from serve.store.public import public_item, public_upload
 from serve.store.tables import Conflict, Repository, review_items, row, skip_locked, uploads
 from serve.store.webhooks import queue_webhook
 
-LABELS = {"detection": ("confirmed_fake", "cleared", "escalated"), "appeal": ("upheld", "overturned")}
+LABELS = {"detection": ("confirmed_fake", "cleared", "escalated"), "appeal": ("upheld", "overturned"),
+          "escalation": ("confirmed_fake", "cleared")}  # escalations: a senior's (admin's) final decision
 STALE = "the item changed, is not claimed by you, or its lease ran out"
 APPEAL_PRIORITY = 100.0  # added to the contested item's: complaints come before new detections
+ESCALATION_PRIORITY = 200.0  # added to the escalated item's: the senior queue, most urgent first
 
 
 def triage(verdict: dict) -> float:
@@ -52,12 +54,15 @@ def _item(c: sa.Connection, item_id: int) -> dict:
 
 
 class ReviewItems(Repository):
-    def items(self, state: str, limit: int = 100, offset: int = 0, reviewer: str | None = None) -> list[dict]:
-        """Items in `state` with what a reviewer sees of their upload; `reviewer`: only theirs."""
+    def items(self, state: str, limit: int = 100, offset: int = 0, reviewer: str | None = None,
+              senior: bool = True) -> list[dict]:
+        """Items in `state` with what a reviewer sees of their upload; `reviewer`: only theirs; escalations
+        only for a `senior`."""
         now = time.time()
-        cond = review_items.c.state == state
+        cond = (review_items.c.state == state) & (sa.true() if senior else review_items.c.kind != "escalation")
         if state == "pending":  # an expired claim is pending again
-            cond = cond | ((review_items.c.state == "claimed") & (review_items.c.lease_until < now))
+            cond = cond | ((review_items.c.state == "claimed") & (review_items.c.lease_until < now)
+                           & (sa.true() if senior else review_items.c.kind != "escalation"))
         elif state == "claimed":
             cond = cond & (review_items.c.lease_until >= now)
         if reviewer is not None:
@@ -76,9 +81,9 @@ class ReviewItems(Repository):
         """An item with what a reviewer sees of its upload."""
         return self.one(_with_upload().where(review_items.c.id == item_id))
 
-    def claim(self, reviewer: str, lease_s: float, item_id: int | None = None) -> dict | None:
+    def claim(self, reviewer: str, lease_s: float, item_id: int | None = None, senior: bool = False) -> dict | None:
         """The most urgent pending item (or item `item_id`, when pending), leased to `reviewer`; appeals
-        avoid who decided first."""
+        avoid who decided first; escalations go to a `senior` only."""
         now = time.time()
         with self.engine.begin() as c:
             avoid = sa.select(review_items.c.upload_id).where((review_items.c.reviewer == reviewer)
@@ -87,6 +92,7 @@ class ReviewItems(Repository):
                 ((review_items.c.state == "pending") | ((review_items.c.state == "claimed")
                                                         & (review_items.c.lease_until < now)))
                 & ((review_items.c.kind != "appeal") | review_items.c.upload_id.not_in(avoid))
+                & (sa.true() if senior else review_items.c.kind != "escalation")
                 & ((review_items.c.id == item_id) if item_id is not None else sa.true()))
                 .order_by(review_items.c.priority.desc(), review_items.c.created_at).limit(1))
             got = c.execute(skip_locked(c, q)).first()
@@ -112,6 +118,11 @@ class ReviewItems(Repository):
                 raise Conflict(f"{STALE}: claim it again")
             item = _item(c, item_id)
             record(c, item["upload_id"], reviewer, "decided", {"label": label, "reason": reason}, now, item_id)
+            if label == "escalated":  # a senior decides: a new item in their queue, the note with it
+                senior = c.execute(review_items.insert().values(
+                    upload_id=item["upload_id"], kind="escalation", priority=ESCALATION_PRIORITY + item["priority"],
+                    state="pending", version=1, created_at=now, appeal_of=item_id)).inserted_primary_key[0]
+                record(c, item["upload_id"], reviewer, "escalated", {"note": reason, "from": item_id}, now, senior)
             up = row(c.execute(sa.select(uploads).where(uploads.c.id == item["upload_id"])).first())
             if up["callback_url"]:
                 event_name = "appeal.decided" if kind == "appeal" else "review.decided"

@@ -21,8 +21,8 @@ SHOTS = ROOT / "out" / "test-artifacts"
 PRESETS = ["lips lag the voice", "genuine recording"]
 UPLOADS = ["talk.webm", "spread.webm", "sweep.wav", "photo.jpg", "appeal.jpg", "keys.png", "held1.webp", "held2.bmp",
            "look.gif", "policy.webm", "policy.wav", "policy.jpg", "draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg",
-           "stale1.jpg", "stale2.jpg", "reload.webm"]  # each test takes its own
-PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg"]
+           "stale1.jpg", "stale2.jpg", "reload.webm", "escalate.jpg"]  # each test takes its own
+PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg", "escalate.jpg"]
 
 
 @pytest.fixture(scope="module")
@@ -402,3 +402,27 @@ def test_rows_and_evidence_open_from_the_keyboard_and_question_mark_lists_the_ke
     page.keyboard.press("?")
     expect(page.locator("#keys")).to_be_visible()
     expect(page.locator("#keys")).to_contain_text("Enter opens it")
+
+
+def test_an_escalation_reaches_a_senior_with_its_note_and_only_final_labels(page_of, workbench):
+    bob = page_of("bob")
+    claim(bob, "escalate.jpg")
+    bob.fill("#reason", "a minister's face: needs a senior")
+    bob.keyboard.press("Escape")
+    bob.keyboard.press("e")
+    expect(bob.locator("#status")).to_contain_text("escalated")
+    expect(bob.locator("#queue tr.item", has_text="escalate.jpg")).to_have_count(0)  # not in a reviewer's queue
+    admin = page_of("admin")
+    row = admin.locator("#queue tr.item", has_text="escalate.jpg")
+    expect(row.locator("td").first).to_contain_text("escalation")
+    row.click()
+    admin.click("#claim-this")
+    expect(admin.locator("#appeal")).to_have_text('Escalated by bob: "a minister\'s face: needs a senior". Your decision is final.')
+    expect(admin.locator("button[data-label=escalated]")).to_be_hidden()
+    expect(admin.locator("button[data-label=confirmed_fake]")).to_be_enabled()
+    admin.screenshot(path=str(SHOTS / "review_escalation.png"))
+    admin.fill("#reason", "confirmed with the ministry")
+    admin.keyboard.press("Escape")
+    admin.keyboard.press("e")  # not a label here: nothing happens
+    admin.keyboard.press("f")
+    expect(admin.locator("#status")).to_contain_text("confirmed_fake")

@@ -206,6 +206,33 @@ def test_review_queue_leases_versions_and_audit(server, media_dir):
         assert audit[-1]["actor"] == "alice" and audit[-1]["detail"]["reason"] == "blending seam at the jaw"
 
 
+def test_an_escalation_goes_to_the_senior_queue_with_its_note_for_a_final_decision(server, media_dir):
+    uid = upload(server, media_dir / "astronaut.gif", wait=60).json()["id"]
+    with server.as_("carol") as carol, server.as_("dave") as dave, server.as_("admin") as admin:
+        first = claim_item_of(carol, server, uid, "detection")
+        r = carol.post(f"/v1/review/items/{first['item']['id']}/decision",
+                       json={"label": "escalated", "reason": "looks like a public figure: legal should see it",
+                             "version": first["item"]["version"]})
+        assert r.status_code == 200 and r.json()["label"] == "escalated"
+        assert uid not in [i["upload_id"] for i in dave.get("/v1/review/items").json()]  # reviewers do not see it
+        (senior,) = [i for i in admin.get("/v1/review/items").json() if i["upload_id"] == uid]
+        assert senior["kind"] == "escalation" and senior["priority"] > 100
+        assert dave.post(f"/v1/review/items/{senior['id']}/claim").status_code == 409
+        claimed = admin.post(f"/v1/review/items/{senior['id']}/claim").json()
+        assert claimed["escalation"] == {"by": "carol", "note": "looks like a public figure: legal should see it",
+                                         "at": claimed["escalation"]["at"], "item": first["item"]["id"]}
+        bad = admin.post(f"/v1/review/items/{senior['id']}/decision",
+                         json={"label": "escalated", "reason": "again", "version": claimed["item"]["version"]})
+        assert bad.status_code == 409  # the senior's decision is final: fake or cleared
+        done = admin.post(f"/v1/review/items/{senior['id']}/decision",
+                          json={"label": "confirmed_fake", "reason": "confirmed with the subject's office",
+                                "version": claimed["item"]["version"]})
+        assert done.status_code == 200 and done.json()["state"] == "decided"
+        actions = [(e["action"], e["actor"]) for e in admin.get(f"/v1/review/items/{senior['id']}/audit").json()]
+        assert actions[-5:] == [("claimed", "carol"), ("decided", "carol"), ("escalated", "carol"), ("claimed", "admin"),
+                                ("decided", "admin")]
+
+
 def claim_item_of(c: Caller, server, upload_id: str, kind: str) -> dict:
     """The reviewer claims the upload's pending item of that kind."""
     (item,) = [i for i in c.get("/v1/review/items", params={"limit": 500}).json()
