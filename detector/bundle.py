@@ -89,7 +89,9 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu",
         from detector.export import OnnxNet
 
         if not (folder / "model.onnx").is_file():
-            raise FileNotFoundError(f"{folder}: no model.onnx; run `deepfake-detect export --checkpoint {folder}`")
+            where = "copy the bundle to a folder of your own and run `deepfake-detect export --checkpoint` on the copy" \
+                if folder.resolve().is_relative_to(STARTER.resolve()) else f"run `deepfake-detect export --checkpoint {folder}`"
+            raise FileNotFoundError(f"{folder}: no model.onnx; {where}")
         return OnnxNet(folder / "model.onnx"), meta
     net = create_model(meta.family, **meta.model)  # builds without downloading: weights come next
     net.load_state_dict(load_file(str(folder / "model.safetensors")))

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.bundle import BundleMeta, load_bundle
+from detector.bundle import STARTER, BundleMeta, bundle_meta, load_bundle
+from detector.config import ConfigError
 
 
 def example_input(meta: BundleMeta, batch: int = 2) -> torch.Tensor:
@@ -17,12 +18,24 @@ def example_input(meta: BundleMeta, batch: int = 2) -> torch.Tensor:
     return torch.rand(batch, 3, meta.input_size, meta.input_size)  # (B, 3, S, S)
 
 
+# families whose forward pass the ONNX exporter cannot trace, and why
+NOT_EXPORTABLE = {"voice_probe": "its features (Whisper's log-mel over windows, GE2E over partial utterances, "
+                                 "band statistics) take data-dependent shapes; score it with the torch runtime"}
+
+
 def export_onnx(bundle: str | Path, out: str | Path | None = None) -> Path:
-    """Write BUNDLE/model.onnx (batch dynamic; audio length dynamic too) with the bundle's metadata."""
+    """Write BUNDLE/model.onnx (batch dynamic; audio length dynamic too) with the bundle's metadata. A
+    bundle shipped inside the package is never written to: name `out`, or copy the bundle first."""
     import onnx
 
-    net, meta = load_bundle(bundle)
+    meta = bundle_meta(bundle)
+    if meta.family in NOT_EXPORTABLE:
+        raise ConfigError(f"{bundle}: a {meta.family} network cannot be exported to ONNX: {NOT_EXPORTABLE[meta.family]}")
     out = Path(out) if out else Path(bundle) / "model.onnx"
+    if Path(out).resolve().is_relative_to(STARTER.resolve()):
+        raise ConfigError(f"{out}: the shipped bundles are read-only; copy {bundle} to a folder of your own and "
+                          "export that, or name --out")
+    net, meta = load_bundle(bundle)
     x = example_input(meta)
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
     if meta.modality == "audio":

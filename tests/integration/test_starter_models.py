@@ -86,3 +86,12 @@ def test_leave_one_source_out_command_on_a_tiny_corpus(tmp_path, cli):
     meta = BundleMeta.model_validate_json((out / "bundle" / "bundle.json").read_text())
     assert meta.name == "starter-voice" and meta.metrics["loso"] == table
     assert meta.operating_point["set_on"].startswith("9 real and 9 fake")
+
+
+def test_nothing_shipped_names_a_path_of_the_machine_that_built_it():
+    package = STARTER.parent.parent  # detector/ and serve/ beside it
+    shipped = [p for root in (package / "detector", package / "serve") for p in root.rglob("*")
+               if p.is_file() and p.suffix in (".json", ".md", ".py", ".js", ".html", ".yaml", ".txt")]
+    found = [f"{p}: {m.group()}" for p in shipped
+             for m in re.finditer(r"""["'](/(?:work|home|root|tmp|Users|mnt|srv)/[^"']*)""", p.read_text(errors="replace"))]
+    assert len(shipped) > 50 and found == []
