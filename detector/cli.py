@@ -523,14 +523,12 @@ def project() -> tuple[str, list[str]]:
     import importlib.metadata as metadata
     import tomllib
 
-    try:
-        return metadata.version("deepfake-detector"), [p.value for p in metadata.entry_points(group=PLUGINS)]
-    except metadata.PackageNotFoundError:
-        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-        if not pyproject.is_file():
-            return "unknown (not installed)", []
-        meta = tomllib.loads(pyproject.read_text())["project"]
-        return f"{meta['version']} (source tree)", list(meta.get("entry-points", {}).get(PLUGINS, {}).values())
+    from detector.version import PYPROJECT, version
+
+    plugins = [p.value for p in metadata.entry_points(group=PLUGINS)]
+    if not plugins and PYPROJECT.is_file():
+        plugins = list(tomllib.loads(PYPROJECT.read_text())["project"].get("entry-points", {}).get(PLUGINS, {}).values())
+    return version(), plugins
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from detector.frontend.scan import Scan, error_record, file_id
 from detector.frontend.media import MediaError, probe, read_image
 from detector.scoring.scorer import ErrorRecord, Scorer
 from detector.metrics import binary_report, by_video
+from detector.version import software, utc_now
 from detector.plots import write_plots
 
 
@@ -91,6 +92,7 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int |
         mask = own | (vy == 0) if vy[own].any() else own
         per_source[source] = binary_report(vy[mask], vs[mask], t)
     report = {
+        "created_at": utc_now(), "software": software(),
         "bundle": str(bundle), "modality": meta.modality, "model_version": meta.version,
         "frames_per_video": scorer.settings.sampling.frames if meta.modality == "visual" else None,
         "files": dict(status) | {"total": len(rows)},

@@ -106,12 +106,13 @@ class ResultsFile:
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["id", "path", "media_type", "score", "decision", "visual_score", "audio_score", "models",
-                        "error_type", "error"])
+                        "error_type", "error", "scored_at", "software"])
             for rec in map(json.loads, self.latest.values()):
                 error = rec.get("error") or {}
                 w.writerow([rec.get("id"), rec["path"], rec.get("media_type"), rec.get("score"), rec.get("decision"),
                             (rec.get("visual") or {}).get("score"), (rec.get("audio") or {}).get("score"),
-                            _models(rec.get("models") or []), error.get("reason"), error.get("message")])
+                            _models(rec.get("models") or []), error.get("reason"), error.get("message"),
+                            rec.get("scored_at"), rec.get("software")])
 
 
 def _models(models: list[dict]) -> str:

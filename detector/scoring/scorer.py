@@ -28,6 +28,7 @@ from detector.frontend.faces import resolve_device
 from detector.frontend.scan import Scan, ScanSettings, error_record, scan_many
 from detector.scoring.fusion import SEVERITY, Fusion
 from detector.frontend.provenance import Provenance, ProvenancePolicy
+from detector.version import software, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,16 @@ class Verdict(BaseModel):
     timings_ms: dict[str, float]
     provenance: Provenance | None = None  # the C2PA manifest's story, when the upload has one
     decided_by: Literal["models", "provenance"] = "models"
+    scored_at: str = Field(default_factory=utc_now)  # ISO 8601, UTC
+    software: str = Field(default_factory=software)  # which deepfake-detector scored it
 
 
 class ErrorRecord(BaseModel):
     id: str | None
     path: str
     error: dict  # type, reason, message; `retryable: true` where trying again later may succeed
+    scored_at: str = Field(default_factory=utc_now)
+    software: str = Field(default_factory=software)
 
 
 def model_error(e: BaseException) -> dict:

@@ -86,10 +86,16 @@ def test_a_source_tree_reads_its_version_and_plugins_from_pyproject(monkeypatch)
     import importlib.metadata
 
     from detector import cli
+    from detector.version import version as cached
 
     def not_installed(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
-    version, plugins = cli.project()
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **group: [])
+    cached.cache_clear()
+    try:
+        version, plugins = cli.project()
+    finally:
+        cached.cache_clear()  # the next caller reads the installed version again
     assert version.endswith("(source tree)") and plugins == ["serve.cli"]

@@ -44,6 +44,7 @@ def test_every_input_path_keeps_its_record_and_another_model_scores_again(bundle
     assert main(args) == 0
     first = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert sorted(first) == sorted(paths) and len({r["id"] for r in first.values()}) == 1  # same bytes, two records
+    assert all(r["software"].startswith("deepfake-detector ") and r["scored_at"].endswith("Z") for r in first.values())
     assert sorted(r["path"] for r in csv.DictReader(table.open())) == sorted(paths)
     capsys.readouterr()
 
