@@ -68,13 +68,13 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def fraction(text: str) -> float:
-    """An argparse type: a number between 0 and 1, both excluded."""
+    """An argparse type: a rate from 0 up to (not including) 1."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is not a rate from 0 up to 1")
     return value
 
 

@@ -210,7 +210,7 @@ class Engine:
                 self._keep_evidence(job["id"], scan, record)
             except Exception:  # evidence is a convenience: the Verdict is stored without it
                 log.exception("keeping the evidence of upload %s", job["id"])
-            if self._finish(job, record.model_dump(mode="json", exclude={"path"}), None):
+            if self._finish(job, record.model_dump(mode="json", exclude={"path", "index"}), None):
                 metrics.DECISIONS.labels(record.decision).inc()
         else:  # messages name the upload, never where its bytes are stored
             message = re.sub(rf"[^\s'\"]*{job['sha256']}", f"upload {job['id']}", record.error.get("message", ""))

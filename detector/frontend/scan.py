@@ -65,6 +65,7 @@ class Scan:
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame index -> JPEG, frames with faces
     error: dict | None = None  # type, reason, message: the upload cannot be scored
     took_ms: float = 0.0
+    index: int | None = None  # its position among the paths given to `scan_many`
 
     def to_dict(self) -> dict:
         if self.error is not None:
@@ -332,19 +333,27 @@ def _answer(done: Callable[[Scan], None], result: Scan) -> None:
 
 def scan_many(paths: Iterable[str | Path], settings: ScanSettings, workers: int = 2,
               timeout_s: float | None = None) -> Iterator[Scan]:
-    """Scans as uploads finish (not in input order), from `workers` processes a few uploads ahead (0:
-    one by one in this process, with no time limit)."""
+    """Scans as uploads finish (not in input order: each knows its `index`), from `workers` processes a few
+    uploads ahead (0: one by one in this process, with no time limit)."""
     if not workers:
-        yield from (scan(p, settings) for p in paths)
+        for i, path in enumerate(paths):
+            out = scan(path, settings)
+            out.index = i
+            yield out
         return
     done: queue.SimpleQueue = queue.SimpleQueue()
-    todo, in_flight = iter(paths), 0
+    todo, in_flight = enumerate(paths), 0
     with Scanner(settings, workers, timeout_s) as scanner:
         while True:
-            while in_flight < 2 * workers and (path := next(todo, None)) is not None:
-                scanner.submit(path, done.put)
+            while in_flight < 2 * workers and (item := next(todo, None)) is not None:
+                scanner.submit(item[1], lambda out, i=item[0]: done.put(_indexed(out, i)))
                 in_flight += 1
             if not in_flight:
                 return
             yield done.get()
             in_flight -= 1
+
+
+def _indexed(out: Scan, index: int) -> Scan:
+    out.index = index
+    return out

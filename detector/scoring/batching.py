@@ -48,6 +48,14 @@ class Batcher:
             self._items = [(x, done, -math.inf) for x, done, _ in self._items]
             self._cond.notify()
 
+    def close(self, timeout_s: float = 60) -> None:
+        """Run what waits, answer it, and stop the hooks thread (waiting `timeout_s` at most for a model call
+        under way): nothing may be added afterwards."""
+        self.flush()
+        with self._cond:
+            self._cond.wait_for(lambda: not self._looping, timeout_s)
+        self._hooks.shutdown(wait=not self._looping)
+
     def running_for(self) -> float:
         """Seconds the model call under way has run (0 when idle): a heartbeat for readiness checks."""
         started = self._started
@@ -63,6 +71,7 @@ class Batcher:
                     self._cond.wait(left)
                 if not self._items:
                     self._looping = False
+                    self._cond.notify_all()  # close() may be waiting
                     return
                 batch, self._items = self._items[: self.batch_size], self._items[self.batch_size :]
             xs = [x for x, _, _ in batch]

@@ -86,6 +86,7 @@ class Verdict(BaseModel):
     decided_by: Literal["models", "provenance"] = "models"
     scored_at: str = Field(default_factory=utc_now)  # ISO 8601, UTC
     software: str = Field(default_factory=software)  # which deepfake-detector scored it
+    index: int | None = None  # `score_many`: the upload's position among the paths given (results come as they finish)
 
 
 class ErrorRecord(BaseModel):
@@ -94,6 +95,7 @@ class ErrorRecord(BaseModel):
     error: dict  # type, reason, message; `retryable: true` where trying again later may succeed
     scored_at: str = Field(default_factory=utc_now)
     software: str = Field(default_factory=software)
+    index: int | None = None
 
 
 def model_error(e: BaseException) -> dict:
@@ -179,6 +181,17 @@ class Scorer:
         self.crops = Batcher(self._crop_probs, batch_size, max_wait_ms / 1000) if visual else None
         self.windows = Batcher(self._window_probs, batch_size, max_wait_ms / 1000) if audio else None
 
+    def close(self) -> None:
+        """Answer what waits in the batches and stop their threads; `with Scorer() as scorer:` does this."""
+        for batches in filter(None, (self.crops, self.windows)):
+            batches.close()
+
+    def __enter__(self) -> "Scorer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def score(self, upload: str | Path | bytes | np.ndarray) -> Verdict | ErrorRecord:
         """One upload: a path, the file's bytes, or an (H, W, 3) uint8 RGB image, read in this process.
         The record's `path` is `<bytes>` or `<array>` for uploads that came without one."""
@@ -262,6 +275,7 @@ class Scorer:
         except Exception as e:  # noqa: BLE001 - a bug in assembling one Verdict fails that upload alone, and answers it
             log.exception("assembling the Verdict of %s", job.scan.path)
             record = ErrorRecord(id=job.scan.sha256, path=job.scan.path, error=error_record(e))
+        record.index = job.scan.index
         job.done(record)
 
     @torch.inference_mode()

@@ -146,7 +146,7 @@ def test_two_ddp_processes_score_like_one(bundles, media_dir, tmp_path):
     inputs.append(str(tmp_path / "broken.mp4"))
     common = ["--visual", str(bundles[0]), "--audio", str(bundles[1]), "--frames", "8", "--workers", "1"]
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
-    assert main(["score", *inputs, "--out", str(one), *common]) == 0
+    assert main(["score", *inputs, "--out", str(one), *common]) == 3  # broken.mp4 failed, as it should
     r = subprocess.run([str(exe), "score", *inputs, "--out", str(two), *common, "--devices", "2", "--accelerator", "cpu"],
                        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -253,3 +253,11 @@ def test_an_upload_whose_verdict_cannot_be_made_fails_alone_and_is_answered(bund
     out = {Path(r.path).name: r for r in (records.get(timeout=60) for _ in range(2))}  # unanswered: Empty, not a hang
     assert isinstance(out["astronaut.png"], ErrorRecord) and out["astronaut.png"].error["type"] == "RuntimeError"
     assert isinstance(out["pan.mp4"], Verdict) and out["pan.mp4"].visual.score is not None
+
+
+def test_score_many_results_carry_their_input_index_and_the_scorer_closes(bundles, media_dir):
+    paths = [media_dir / "pan.mp4", media_dir / "astronaut.jpg", media_dir / "astronaut.jpg", media_dir / "chirp.wav"]
+    with Scorer(bundles[0], bundles[1], device="cpu", sampling=SamplingConfig(frames=4)) as scorer:
+        records = list(scorer.score_many(paths, workers=2))
+    assert sorted(r.index for r in records) == [0, 1, 2, 3]
+    assert all(r.path == str(paths[r.index]) for r in records)

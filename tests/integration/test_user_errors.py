@@ -19,7 +19,7 @@ from detector.scoring.scorer import Scorer
     (["score", "x.jpg", "--out", "r.jsonl", "--device", "tpu"], "argument --device: 'tpu': expected auto, cpu"),
     (["score", "x.jpg", "--out", "r.jsonl", "--accelerator", "banana"], "argument --accelerator: invalid choice"),
     (["evaluate", "--dataset", "bogus", "--root", "x", "--out", "y"], "argument --dataset: invalid choice: 'bogus'"),
-    (["fuse", "--results", "r", "--labels", "l", "--out", "o", "--fpr", "2"], "argument --fpr: 2 is not between 0 and 1"),
+    (["fuse", "--results", "r", "--labels", "l", "--out", "o", "--fpr", "2"], "argument --fpr: 2 is not a rate from 0 up to 1"),
     (["report", "--since", "2026-13-45"], "argument --since: '2026-13-45' is not a date as YYYY-MM-DD"),
     (["report", "--since", "2026-01-01"], "report reads a server's database: name its settings with --config"),
     (["serve", "--port", "99999"], "argument --port: 99999 is out of range: 1 to 65535"),

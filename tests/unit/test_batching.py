@@ -119,3 +119,12 @@ def test_running_for_says_how_long_the_model_call_under_way_has_run():
     assert batches.running_for() >= 0.05
     release.set()
     assert answers.wait(1) == {0: 0.0} and batches.running_for() == 0.0
+
+
+def test_close_answers_what_waits_then_stops():
+    batches = Batcher(lambda xs: np.ones(len(xs)), batch_size=8, max_wait_s=600)
+    answers = Answers()
+    for i in range(3):
+        batches.add(np.zeros(1), answers.done(i))
+    batches.close()
+    assert answers.got == {0: 1.0, 1: 1.0, 2: 1.0}  # answered before close returned
