@@ -260,9 +260,10 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
                           crops_as_is=args.crops_as_is, workers=args.workers, progress=lambda: progress.advance(task))
     table = Table("level", "n (real/fake)", "AUC", "AP", "EER", "log-loss", "acc@t", "TPR@t", "FPR@t",
                   title=f"{args.dataset} {args.split}: {report['files']}")
-    rows_out = [("frame", report["frame"]), ("video", report["video"])]
+    item, whole = report["levels"]
+    rows_out = [(item, report[item]), (whole, report[whole])]
     rows_out += [("upload (scorer)", report["upload"])] if report["upload"] else []
-    rows_out += [(f"video: {k}", v) for k, v in report["per_source_video"].items()]
+    rows_out += [(f"{whole}: {k}", v) for k, v in report[f"per_source_{whole}"].items()]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for name, r in rows_out:
         table.add_row(name, f"{r['n']} ({r['n_real']}/{r['n_fake']})", fmt(r["auc"]), fmt(r["ap"]), fmt(r["eer"]),

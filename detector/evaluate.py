@@ -70,6 +70,9 @@ def _items(scorer: Scorer, modality: str, rows: list[Row], crops_as_is: bool, wo
     return item_rows, keys, np.asarray(probs), upload
 
 
+LEVELS = {"visual": ("frame", "video"), "audio": ("window", "file")}  # report keys, per modality
+
+
 def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int | None = None, device: str = "auto",
              crops_as_is: bool = False, workers: int = 2, progress=None) -> dict:
     """Metrics of a bundle on `rows` per frame (face crop or voiced audio window), per video/file
@@ -91,20 +94,21 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int |
         own = np.array([source_of[k] == source for k in vkeys])
         mask = own | (vy == 0) if vy[own].any() else own
         per_source[source] = binary_report(vy[mask], vs[mask], t)
+    item, whole = LEVELS[meta.modality]  # what a score is given to, and what its scores are averaged over
     report = {
         "created_at": utc_now(), "software": software(),
         "bundle": str(bundle), "modality": meta.modality, "model_version": meta.version,
         "frames_per_video": scorer.settings.sampling.frames if meta.modality == "visual" else None,
         "files": dict(status) | {"total": len(rows)},
-        "frame": binary_report(labels, probs, t),
-        "video": binary_report(vy, vs, t),
+        "levels": [item, whole],
+        item: binary_report(labels, probs, t),
+        whole: binary_report(vy, vs, t),
         "upload": binary_report([by_row[p].label for p in upload], list(upload.values()), t) if upload else None,
-        "per_source_video": per_source,
-        "videos": [{"video": k, "label": int(y), "score": round(float(s), 5), "source": source_of[k]}
-                   for k, y, s in zip(vkeys, vy, vs)],
+        f"per_source_{whole}": per_source,
+        f"{whole}s": [{whole: k, "label": int(y), "score": round(float(s), 5), "source": source_of[k]}
+                      for k, y, s in zip(vkeys, vy, vs)],
     }
-    levels = ("windows", "files") if meta.modality == "audio" else ("frames", "videos")
-    report["plots"] = write_plots(out, meta.modality, dict(zip(levels, ((labels, probs), (vy, vs)))),
+    report["plots"] = write_plots(out, meta.modality, {f"{item}s": (labels, probs), f"{whole}s": (vy, vs)},
                                   meta.thresholds.model_dump())  # file names, beside this report
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report

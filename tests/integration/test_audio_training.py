@@ -45,6 +45,7 @@ def test_audio_training_and_evaluation(toy_speech, tmp_path):
     assert main(["evaluate", "--checkpoint", str(tmp_path / "bundle"), "--dataset", "folder",
                  "--root", str(toy_speech), "--split", "test", "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["modality"] == "audio" and report["video"]["n"] == report["upload"]["n"] == 20
-    assert report["frame"]["n"] == 60  # 2 s files, 1 s windows every 0.5 s: 3 windows each
-    assert report["video"]["auc"] > 0.8 and report["video"]["eer"] < 0.3  # chance: 0.5, 0.5
+    assert report["modality"] == "audio" and report["levels"] == ["window", "file"]
+    assert report["file"]["n"] == report["upload"]["n"] == 20 and "video" not in report
+    assert report["window"]["n"] == 60  # 2 s files, 1 s windows every 0.5 s: 3 windows each
+    assert report["file"]["auc"] > 0.8 and report["file"]["eer"] < 0.3  # chance: 0.5, 0.5

@@ -68,3 +68,22 @@ def test_evaluate_writes_the_figures_and_links_them_from_report_json(bundles, tm
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["plots"] == {"roc": "roc.png", "reliability": "reliability.png", "histograms": "histograms.png"}
     assert all((tmp_path / "report" / f).is_file() for f in report["plots"].values())
+
+
+def test_det_legend_gives_the_reports_eer_and_roc_points_sit_inside_an_axis_scaled_to_the_real_items():
+    from detector.metrics import eer
+
+    y, s = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1]), np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.5, 0.7, 0.8, 0.9, 0.95])
+    (legend,) = [t for t in _legend(plots.det_figure({"files": (y, s)})) if t.startswith("files")]
+    assert legend == f"files: EER {eer(y, s):.1%} (n=10)"
+    fig = plots.roc_figure({"files": (y, s)}, {"likely_fake": 0.99})  # no real file at or above it: FPR 0
+    point = next(line for line in fig.axes[0].lines if line.get_label() == "likely_fake ≥ 0.99")
+    low, _ = fig.axes[0].get_xlim()
+    assert point.get_xdata()[0] == 0.5 / 4 and low < point.get_xdata()[0] / 1.5  # 4 real files: the marker whole
+
+
+def test_histogram_bins_follow_the_scores_not_the_unit_interval():
+    y, s = np.array([0, 0, 1, 1]), np.array([0.551, 0.553, 0.556, 0.558])
+    fig = plots.histogram_figure({"videos": (y, s)}, {"likely_fake": 0.5533, "review": 0.5441})
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] - ax.get_xlim()[0] < 0.1 and max(p.get_height() for p in ax.patches) == 1
