@@ -96,6 +96,43 @@ def api_key_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("action", choices=["export"], help="export: decided uploads as a labelled dataset")
+    p.add_argument("--since", required=True, type=day, help="decisions from this day on, YYYY-MM-DD (UTC)")
+    p.add_argument("--decisions", default="confirmed_fake,cleared",
+                   help="which final labels to export, comma-separated: confirmed_fake, cleared")
+    p.add_argument("--out", required=True, help="folder: labels.csv and media/ (a rerun copies only what is missing)")
+
+
+@command("dataset", _dataset_args,
+         "deepfake-detect dataset export --config configs/serve.yaml --since 2026-11-01 --out data/reviewed")
+def dataset_cmd(args: argparse.Namespace) -> int:
+    """Reviewers' decisions as a dataset the training commands read (labels.csv for `--dataset csv`)."""
+    import functools
+
+    from detector.progress import progress
+    from serve.config import load_serve_config
+    from serve.dataset import FINAL, export
+    from serve.files import FileStore
+    from serve.store import Store
+
+    if not args.config:
+        raise ConfigError("dataset export reads a server's database and store: name its settings with --config")
+    wanted = [d.strip() for d in args.decisions.split(",") if d.strip()]
+    if not wanted or set(wanted) - set(FINAL):
+        raise ConfigError(f"--decisions takes some of {', '.join(FINAL)}, not {args.decisions!r}")
+    cfg = load_serve_config(args.config)
+    store = Store(cfg.database_url)
+    store.migrate()
+    with progress(console) as bar:
+        counts = export(store, FileStore(cfg.store_dir), args.out, args.since, tuple(FINAL[d] for d in wanted),
+                        progress=lambda total: functools.partial(bar.advance, bar.add_task("exporting", total=total)))
+    console.print(f"{counts['exported']} uploads in {args.out}/labels.csv; left out: {counts['undecided']} with an "
+                  f"appeal or escalation open, {counts['erased']} erased or expired, {counts['other_label']} other labels")
+    return 0
+
+
 def _report_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--since", required=True, type=day, help="first day counted, YYYY-MM-DD (UTC)")
