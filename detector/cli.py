@@ -322,7 +322,11 @@ def score_cmd(args: argparse.Namespace) -> int:
     paths = list(expand_inputs(expanded))
     if args.manifest:
         base = Path(args.manifest).parent
-        paths += [base / row["path"] for row in csv.DictReader(open(args.manifest, newline=""))]
+        with open(args.manifest, newline="") as f:
+            reader = csv.DictReader(f)
+            if "path" not in (reader.fieldnames or []):
+                raise ConfigError(f"{args.manifest}: a manifest needs a `path` column; it has {reader.fieldnames or 'none'}")
+            paths += [base / row["path"] for row in reader]
     if not paths:
         console.print("[red]nothing to score: give files, folders, globs, --manifest or - for stdin")
         return 2

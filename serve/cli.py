@@ -42,6 +42,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from detector.bundle import bundle_meta, resolve_bundle
     from serve.api import create_app
     from serve.config import DEFAULT_SECRET, load_serve_config
 
@@ -52,6 +53,10 @@ def serve_cmd(args: argparse.Namespace) -> int:
     if cfg.visual is None and cfg.audio is None:
         console.print("[red]the config names no model: set `visual` and/or `audio` to checkpoint bundles")
         return 2
+    for modality in ("visual", "audio"):  # a missing bundle: one line now, not a failed startup later
+        folder = resolve_bundle(getattr(cfg, modality), modality)
+        if folder is not None:
+            bundle_meta(folder)
     uvicorn.run(create_app(cfg), host=args.host or cfg.host, port=args.port or cfg.port, log_level="info",
                 timeout_graceful_shutdown=10)
     return 0

@@ -6,9 +6,12 @@ A new dataset is one module here with a function decorated by `@register("name")
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
+
+from detector.config import ConfigError
 
 SPLITS = ("train", "val", "test")
 _REGISTRY: dict[str, Callable[..., Iterator["Row"]]] = {}
@@ -44,6 +47,9 @@ def manifest(name: str, root: str | Path, **options) -> list[Row]:
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such folder or file for dataset {name!r}")
+    takes = [p for p in inspect.signature(_REGISTRY[name]).parameters if p != "root"]
+    if unknown := sorted(set(options) - set(takes)):
+        raise ConfigError(f"dataset {name!r} takes no option {', '.join(unknown)}; it takes: {', '.join(takes) or 'none'}")
     return list(_REGISTRY[name](root, **options))
 
 

@@ -23,9 +23,15 @@ from detector.scoring.scorer import Scorer
     (["report", "--since", "2026-13-45"], "argument --since: '2026-13-45' is not a date as YYYY-MM-DD"),
     (["report", "--since", "2026-01-01"], "report reads a server's database: name its settings with --config"),
     (["serve", "--port", "99999"], "argument --port: 99999 is out of range: 1 to 65535"),
+    (["score", "--manifest", "m.csv", "--out", "r.jsonl"], "m.csv: a manifest needs a `path` column; it has ['file', 'label']"),
+    (["evaluate", "--dataset", "folder", "--root", ".", "--option", "foo=bar", "--out", "ev"],
+     "dataset 'folder' takes no option foo; it takes: group_regex"),
+    (["serve", "--config", "s.yaml"], "/nonexistent: not a checkpoint bundle (no bundle.json)"),
 ])
 def test_a_mistake_on_the_command_line_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text("file,label\nx.jpg,1\n")
+    (tmp_path / "s.yaml").write_text("visual: /nonexistent\naudio: none\nwebhooks: {secret: a-secret-of-its-own-123}\n")
     try:
         code = main(argv)  # a mistake found while running
     except SystemExit as e:  # one found while parsing
