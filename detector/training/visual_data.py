@@ -75,7 +75,7 @@ class CropDataModule(L.LightningDataModule):
         h = self.hparams
         records = read_index(h.cache)
         if not records:
-            raise ValueError(f"{h.cache}: no crops; run `deepfake-detect preprocess` first")
+            raise FileNotFoundError(f"{h.cache}: no crops; run `deepfake-detect preprocess` first")
         for r in records:
             r["split"] = self._split(r)
         for split, augment in (("train", True), (h.val_split, False), ("test", False)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,3 +63,13 @@ def test_without_a_terminal_tables_keep_whole_paths_on_one_line(media_dir, tmp_p
                        timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0, r.stderr[-1000:]
     assert any(str(deep) in line for line in r.stdout.splitlines()), r.stdout
+
+
+@pytest.mark.slow
+def test_training_before_preprocessing_says_what_to_run_in_one_line(tmp_path):
+    config = Path(__file__).resolve().parents[2] / "configs" / "visual" / "cpu_small.yaml"
+    r = subprocess.run([sys.executable, "-m", "detector.cli", "train", "fit", "--config", str(config)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("deepfake-detect train: error: out/cache/dfdc_crops: no crops; "
+                                                 "run `deepfake-detect preprocess` first")
