@@ -21,8 +21,8 @@ SHOTS = ROOT / "out" / "test-artifacts"
 PRESETS = ["lips lag the voice", "genuine recording"]
 UPLOADS = ["talk.webm", "spread.webm", "sweep.wav", "photo.jpg", "appeal.jpg", "keys.png", "held1.webp", "held2.bmp",
            "look.gif", "policy.webm", "policy.wav", "policy.jpg", "draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg",
-           "stale1.jpg", "stale2.jpg", "reload.webm", "escalate.jpg"]  # each test takes its own
-PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg", "escalate.jpg"]
+           "stale1.jpg", "stale2.jpg", "reload.webm", "senior.jpg"]  # each test takes its own
+PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg", "senior.jpg"]
 
 
 @pytest.fixture(scope="module")
@@ -406,14 +406,14 @@ def test_rows_and_evidence_open_from_the_keyboard_and_question_mark_lists_the_ke
 
 def test_an_escalation_reaches_a_senior_with_its_note_and_only_final_labels(page_of, workbench):
     bob = page_of("bob")
-    claim(bob, "escalate.jpg")
+    claim(bob, "senior.jpg")
     bob.fill("#reason", "a minister's face: needs a senior")
     bob.keyboard.press("Escape")
     bob.keyboard.press("e")
     expect(bob.locator("#status")).to_contain_text("escalated")
-    expect(bob.locator("#queue tr.item", has_text="escalate.jpg")).to_have_count(0)  # not in a reviewer's queue
+    expect(bob.locator("#queue tr.item", has_text="senior.jpg")).to_have_count(0)  # not in a reviewer's queue
     admin = page_of("admin")
-    row = admin.locator("#queue tr.item", has_text="escalate.jpg")
+    row = admin.locator("#queue tr.item", has_text="senior.jpg")
     expect(row.locator("td").first).to_contain_text("escalation")
     row.click()
     admin.click("#claim-this")
