@@ -149,13 +149,14 @@ class Server:
         self.log = (self.folder / f"serve-{self.port}.log").open("ab")
         self.proc = subprocess.Popen([str(exe), "serve", "--config", str(path)], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        up = threading.Event()
+        up, started = threading.Event(), threading.Event()
 
         def copy(out, log) -> None:
             for line in out:
                 log.write(line)
                 log.flush()
                 if b"Application startup complete" in line:
+                    started.set()
                     up.set()
             up.set()  # it exited
 
@@ -163,7 +164,8 @@ class Server:
         self._copy.start()
         if not up.wait(timeout):
             raise TimeoutError(self.read_log()[-3000:])
-        if self.proc.poll() is not None:
+        if not started.is_set():  # its output ended before it was up: it is exiting, if not gone already
+            self.proc.wait(timeout=30)
             raise RuntimeError(f"server exited: {self.read_log()[-3000:]}")
         return self
 

@@ -23,11 +23,17 @@ class ApiKeys(Repository):
     def add(self, name: str, roles: list[str], key: str | None = None, expires_at: float | None = None) -> str:
         """Store a key's hash with its roles (replacing one of that name); returns the plain key."""
         key = key or secrets.token_urlsafe(24)
-        with self.engine.begin() as c:
-            c.execute(api_keys.delete().where(api_keys.c.name == name))
-            c.execute(api_keys.insert().values(name=name, key_hash=hash_key(key), roles=",".join(roles),
-                                               created_at=time.time(), expires_at=expires_at))
+        row = dict(name=name, key_hash=hash_key(key), roles=",".join(roles), expires_at=expires_at)
+        try:
+            self._replace(row)
+        except sa.exc.IntegrityError:  # another server stored the same key at that moment (replicas starting
+            self._replace(row)          # together with keys in their config): again, after it
         return key
+
+    def _replace(self, row: dict) -> None:
+        with self.engine.begin() as c:
+            c.execute(api_keys.delete().where((api_keys.c.name == row["name"]) | (api_keys.c.key_hash == row["key_hash"])))
+            c.execute(api_keys.insert().values(**row, created_at=time.time()))
 
     def get(self, name: str) -> tuple[str, set[str]] | None:
         """A key's stored hash and roles, by its holder's name."""
