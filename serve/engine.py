@@ -162,8 +162,8 @@ class Engine:
         now = time.monotonic()
         for job in [j for j in list(self.in_flight.values()) if j["deadline"] < now]:
             if self._take(job):
-                limit = self.cfg.engine.job_deadline_s
-                log.warning("upload %s did not finish in %g s%s", job["id"], limit, f": {self.stalled()}" if self.stalled() else "")
+                limit, why = self.cfg.engine.job_deadline_s, self.stalled()
+                log.warning("upload %s did not finish in %g s%s", job["id"], limit, f": {why}" if why else "")
                 self._finish(job, None, {"type": "Timeout", "reason": "timeout",
                                          "message": f"scoring did not finish within {limit:g} s"})
 
