@@ -47,10 +47,18 @@ def _role(*allowed: str):
     return check
 
 
+def _metrics_reader(service: ServiceDep,
+                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+                    x_api_key: Annotated[str | None, Security(API_KEY)] = None) -> Caller | None:
+    """Anyone where `metrics_public` says so (None), else a `metrics` or `admin` key's holder."""
+    return None if service.cfg.metrics_public else _role("metrics")(service, bearer, x_api_key)
+
+
 Submitter = Annotated[Caller, Depends(_role("submit"))]
 Reviewer = Annotated[Caller, Depends(_role("review"))]
 AnyCaller = Annotated[Caller, Depends(_role("submit", "review"))]
 Admin = Annotated[Caller, Depends(_role("admin"))]
+MetricsReader = Annotated[Caller | None, Depends(_metrics_reader)]
 UploadId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$", description="upload id")]
 ItemId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="review item id")]
 

@@ -1,13 +1,10 @@
 """Liveness, readiness (models loaded and answering, database answering) and Prometheus metrics."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Security
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from serve.deps import API_KEY, BEARER, ServiceDep, authorize
+from serve.deps import MetricsReader, ServiceDep
 from serve.schemas import documented
 
 router = APIRouter(tags=["health"])
@@ -33,10 +30,7 @@ def readyz(service: ServiceDep):
 
 
 @router.get("/metrics", include_in_schema=False)
-def prometheus(service: ServiceDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
-               x_api_key: Annotated[str | None, Security(API_KEY)] = None):
+def prometheus(_: MetricsReader):
     """Prometheus metrics: for a `metrics` or `admin` key (Authorization: Bearer KEY), or anyone where
     `metrics_public` says so."""
-    if not service.cfg.metrics_public:
-        authorize(service, x_api_key or (bearer.credentials.strip() if bearer else ""), ("metrics",))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -77,6 +77,13 @@ def claim(page, name: str) -> None:
     expect(page.locator("#readonly")).to_be_hidden()
 
 
+def decide_by_keys(page, reason: str, key: str) -> None:
+    """Type a reason, leave the box, press a label's key: what a reviewer does to decide."""
+    page.fill("#reason", reason)
+    page.keyboard.press("Escape")
+    page.keyboard.press(key)
+
+
 def fits_the_screen(page, selectors: list[str]) -> None:
     """Nothing scrolls at 1366x900 and each of `selectors` is visible inside the window."""
     assert page.evaluate("document.documentElement.scrollHeight <= innerHeight && "
@@ -236,9 +243,7 @@ def test_the_queue_refreshes_itself(page_of, workbench):
 def test_an_appeal_goes_to_another_reviewer_with_the_first_decision(page_of, workbench):
     alice = page_of("alice")
     claim(alice, "appeal.jpg")
-    alice.fill("#reason", "warped ear between frames")
-    alice.keyboard.press("Escape")
-    alice.keyboard.press("f")
+    decide_by_keys(alice, "warped ear between frames", "f")
     expect(alice.locator("#status")).to_contain_text("confirmed_fake")
     r = httpx.post(f"{workbench.url}/v1/uploads/{workbench.ids['appeal.jpg']}/appeal", json={"reason": "it is really me"},
                    headers={"X-API-Key": KEYS["uploader"]})
@@ -249,9 +254,7 @@ def test_an_appeal_goes_to_another_reviewer_with_the_first_decision(page_of, wor
                                                    '"warped ear between frames"')
     expect(bob.locator("#appeal-buttons")).to_be_visible()
     expect(bob.locator("#detection-buttons")).to_be_hidden()
-    bob.fill("#reason", "second photo matches")
-    bob.keyboard.press("Escape")
-    bob.keyboard.press("o")
+    decide_by_keys(bob, "second photo matches", "o")
     expect(bob.locator("#status")).to_contain_text("overturned")
 
 
@@ -312,9 +315,7 @@ def test_n_after_a_decision_never_reopens_the_decided_item(page_of, workbench):
     page.route(re.compile(r".*/v1/review/items\?state=claimed.*"), lambda route: held.append(route))
     while not held:  # the page's next refresh is held: no reload of the list started earlier can land later
         page.wait_for_timeout(100)
-    page.fill("#reason", "ear warps between frames")
-    page.keyboard.press("Escape")
-    page.keyboard.press("f")
+    decide_by_keys(page, "ear warps between frames", "f")
     expect(page.locator("#status")).to_contain_text("confirmed_fake")
     page.keyboard.press("n")
     expect(page.locator("#file-name")).to_have_text("next2.jpg")
@@ -342,9 +343,7 @@ def test_an_open_item_shows_who_claimed_or_decided_it_and_a_refused_decision_sto
                       headers={"X-API-Key": KEYS["carol"]}).status_code == 200  # from another tab, say
     assert httpx.post(f"{workbench.url}/v1/review/items/{mine['id']}/claim",
                       headers={"X-API-Key": KEYS["dave"]}).status_code == 200
-    carol.fill("#reason", "consistent lighting")
-    carol.keyboard.press("Escape")
-    carol.keyboard.press("c")
+    decide_by_keys(carol, "consistent lighting", "c")
     expect(carol.locator("#status")).to_contain_text("claimed by dave")
     expect(carol.locator("button[data-label=cleared]")).to_be_disabled()
     expect(carol.locator("#lease")).to_be_hidden()
@@ -407,9 +406,7 @@ def test_rows_and_evidence_open_from_the_keyboard_and_question_mark_lists_the_ke
 def test_an_escalation_reaches_a_senior_with_its_note_and_only_final_labels(page_of, workbench):
     bob = page_of("bob")
     claim(bob, "senior.jpg")
-    bob.fill("#reason", "a minister's face: needs a senior")
-    bob.keyboard.press("Escape")
-    bob.keyboard.press("e")
+    decide_by_keys(bob, "a minister's face: needs a senior", "e")
     expect(bob.locator("#status")).to_contain_text("escalated")
     expect(bob.locator("#queue tr.item", has_text="senior.jpg")).to_have_count(0)  # not in a reviewer's queue
     admin = page_of("admin")
