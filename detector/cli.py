@@ -27,18 +27,19 @@ def _console(stderr: bool = False) -> Console:
 console = _console(stderr=True)
 PLUGINS = "deepfake_detect.commands"  # entry-point group of modules that register more subcommands
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"}
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str, bool]] = {}
 # mistakes a user can fix (a path, a settings file): one line on stderr and exit code 2, never a traceback
 INPUTS_FAILED = 3  # exit code of `score` and `faces` when some inputs could not be read or scored
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ConfigError, ValidationError)
 
 
-def command(name: str, add_args: Callable[[argparse.ArgumentParser], None], example: str):
+def command(name: str, add_args: Callable[[argparse.ArgumentParser], None], example: str, config_file: bool = False):
     """Register a subcommand: `add_args` declares its options, the decorated function runs it, `--help`
-    ends with `example`."""
+    ends with `example`; `config_file`: its options can also come from `--config YAML` (`--print_config`
+    writes one), as LightningCLI's do."""
 
     def register(run: Callable[[argparse.Namespace], int]):
-        COMMANDS[name] = (add_args, run, example)
+        COMMANDS[name] = (add_args, run, example, config_file)
         return run
 
     return register
@@ -51,6 +52,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class BadValue(argparse.ArgumentTypeError, ValueError):
+    """A value these types refuse: argparse prints its text, jsonargparse (for a --config file) with the key."""
+
+
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number from `low` (to `high`)."""
 
@@ -58,9 +63,9 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+            raise BadValue(f"{text!r} is not a whole number") from None
         if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{value} is out of range: {low} to {high}" if high is not None
+            raise BadValue(f"{value} is out of range: {low} to {high}" if high is not None
                                              else f"{value} is below {low}")
         return value
 
@@ -72,9 +77,9 @@ def fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise BadValue(f"{text!r} is not a number") from None
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{value:g} is not a rate from 0 up to 1")
+        raise BadValue(f"{value:g} is not a rate from 0 up to 1")
     return value
 
 
@@ -82,7 +87,7 @@ def device(text: str) -> str:
     """An argparse type: auto, cpu, cuda or cuda:N, mps."""
     if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
         return text
-    raise argparse.ArgumentTypeError(f"{text!r}: expected auto, cpu, cuda, cuda:N or mps")
+    raise BadValue(f"{text!r}: expected auto, cpu, cuda, cuda:N or mps")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -118,7 +123,7 @@ def expand_inputs(items: Iterable[str]) -> Iterator[Path]:
 
 
 def _frontend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML with limits/sampling/faces sections (default: built in)")
+    p.add_argument("--frontend", help="YAML with limits/sampling/faces sections (default: built in)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--frames", type=whole(1), help="frames to sample evenly per video (default 32)")
     group.add_argument("--fps", type=float, help="sample this many frames per second instead")
@@ -134,7 +139,7 @@ def _frontend_config(args: argparse.Namespace) -> FrontEndConfig:
         overrides |= {"sampling.fps": args.fps, "sampling.frames": None}
     if args.device:
         overrides["faces.device"] = args.device
-    return load_config(args.config, overrides)
+    return load_config(args.frontend, overrides)
 
 
 def _faces_args(p: argparse.ArgumentParser) -> None:
@@ -213,7 +218,8 @@ def _preprocess_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("preprocess", _preprocess_args,
-         "deepfake-detect preprocess --dataset ffpp --root data/ffpp --option compression=c23 --out cache/ffpp")
+         "deepfake-detect preprocess --dataset ffpp --root data/ffpp --option compression=c23 --out cache/ffpp",
+         config_file=True)
 def preprocess_cmd(args: argparse.Namespace) -> int:
     """Run the face front end over a dataset and keep the crops (resumable)."""
     from detector.training.cache import preprocess
@@ -240,7 +246,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("evaluate", _evaluate_args,
-         "deepfake-detect evaluate --checkpoint bundles/visual --dataset celebdf --root data/celebdf --out reports/celebdf")
+         "deepfake-detect evaluate --checkpoint bundles/visual --dataset celebdf --root data/celebdf --out reports/celebdf",
+         config_file=True)
 def evaluate_cmd(args: argparse.Namespace) -> int:
     """Score a dataset with a bundle: frame/video AUC, AP, EER, log-loss, TPR at the stored threshold."""
     from detector.evaluate import evaluate
@@ -274,7 +281,8 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
 
 def _score_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="*", help="files, folders (recursive), globs; - reads paths from stdin")
+    # SUPPRESS: no inputs on the command line keeps those of --config
+    p.add_argument("inputs", nargs="*", default=argparse.SUPPRESS, help="files, folders (recursive), globs; - reads paths from stdin")
     p.add_argument("--manifest", help="CSV with a path column (relative to the CSV)")
     p.add_argument("--visual", default="starter",
                    help="face model: a bundle folder, starter (shipped in the package) or none")
@@ -302,7 +310,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("score", _score_args,
-         "deepfake-detect score uploads/ --visual bundles/visual --audio bundles/audio --out results.jsonl --csv results.csv")
+         "deepfake-detect score uploads/ --visual bundles/visual --audio bundles/audio --out results.jsonl --csv results.csv",
+         config_file=True)
 def score_cmd(args: argparse.Namespace) -> int:
     """Score uploads in batch into results.jsonl (a rerun skips uploads already there)."""
     import csv
@@ -317,7 +326,7 @@ def score_cmd(args: argparse.Namespace) -> int:
     from detector.frontend.scan import file_id
     from detector.scoring.scorer import Scorer
 
-    items = list(args.inputs)
+    items = list(getattr(args, "inputs", []))
     expanded = [p for item in items for p in (sorted(glob.glob(item)) if glob.has_magic(item) else [item])]
     paths = list(expand_inputs(expanded))
     if args.manifest:
@@ -505,11 +514,7 @@ def demo_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_args(p: argparse.ArgumentParser) -> None:
-    p.usage = "deepfake-detect train {fit,validate,test,predict} --config YAML [LightningCLI options]"
-
-
-@command("train", _train_args, "deepfake-detect train fit --config configs/visual/cpu_small.yaml --trainer.max_epochs 5")
+@command("train", lambda p: None, "deepfake-detect train fit --config configs/visual/cpu_small.yaml --trainer.max_epochs 5")
 def train_cmd(args: argparse.Namespace) -> int:
     """Train a detector with LightningCLI (`deepfake-detect train fit --help` lists its options)."""
     from detector.training.train import main as lightning_cli
@@ -536,31 +541,53 @@ def project() -> tuple[str, list[str]]:
     return version(), plugins
 
 
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand: jsonargparse's where its options can come from a YAML file."""
+    add_args, run, example, config_file = COMMANDS[name]
+    kwargs = dict(prog=f"deepfake-detect {name}", description=run.__doc__, epilog=f"example:\n  {example}",
+                  formatter_class=HelpFormatter)
+    if config_file:
+        from jsonargparse import ActionConfigFile, ArgumentParser
+
+        parser = ArgumentParser(exit_on_error=False, **kwargs)
+        parser.add_argument("--config", action=ActionConfigFile,
+                            help="YAML of these options (--print_config writes one); options given after it win")
+    else:
+        parser = Parser(**kwargs)
+    add_args(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     import importlib
 
     version, plugins = project()
     for plugin in plugins:  # e.g. the server's `serve`
         importlib.import_module(plugin.partition(":")[0])
-    parser = Parser(prog="deepfake-detect", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (add_args, run, example) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=run.__doc__, description=run.__doc__, epilog=f"example:\n  {example}",
-                                formatter_class=HelpFormatter, add_help=name != "train"))
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "train":  # LightningCLI reads the rest
+    top = Parser(prog="deepfake-detect", description=__doc__)
+    top.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, (_, run, _, _) in COMMANDS.items():  # each command parses its own options below
+        sub.add_parser(name, help=run.__doc__, add_help=False)
+    args, rest = top.parse_known_args(argv)
+    name = args.command
+    if name == "train":  # LightningCLI reads the rest
         args.lightning_args = rest
-    elif rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    else:
+        parser = command_parser(name)
+        try:
+            args = parser.parse_args(rest)
+        except argparse.ArgumentError as e:  # jsonargparse's, with exit_on_error=False
+            parser.exit(2, f"{parser.prog}: error: {' '.join(str(e).split())} (see --help)\n")
+        args.command = name
     if getattr(args, "workers", 0) and getattr(args, "devices", 1) == 1:  # DDP ranks start their own
         from detector.frontend import start_forkserver
 
         start_forkserver()
     try:
-        return COMMANDS[args.command][1](args)
+        return COMMANDS[name][1](args)
     except USER_ERRORS as e:
-        print(f"deepfake-detect {args.command}: error: {user_error(e)}", file=sys.stderr)
+        print(f"deepfake-detect {name}: error: {user_error(e)}", file=sys.stderr)
         return 2
 
 

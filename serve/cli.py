@@ -7,7 +7,7 @@ import argparse
 import os
 import time
 
-from detector.cli import command, console, whole
+from detector.cli import BadValue, command, console, whole
 from detector.config import ConfigError
 
 
@@ -18,7 +18,7 @@ def day(text: str) -> float:
     try:
         return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
+        raise BadValue(f"{text!r} is not a date as YYYY-MM-DD") from None
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:

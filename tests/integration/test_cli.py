@@ -48,7 +48,7 @@ def test_faces_reads_every_file_in_a_folder(media_dir, tmp_path, cli):
 
 def test_bad_config_is_a_clear_error(tmp_path, cli):
     (tmp_path / "c.yaml").write_text("faces:\n  nope: 1\n")
-    code, _, stderr = cli("faces", "x.jpg", "--config", str(tmp_path / "c.yaml"))
+    code, _, stderr = cli("faces", "x.jpg", "--frontend", str(tmp_path / "c.yaml"))
     assert code != 0 and "nope" in stderr
 
 
