@@ -321,8 +321,7 @@ def score_cmd(args: argparse.Namespace) -> int:
     from detector.config import SamplingConfig
     from detector.scoring.fusion import Fusion
     from detector.frontend.provenance import ProvenancePolicy
-    from detector.bundle import bundle_meta, resolve_bundle
-    from detector.scoring.results import ResultsFile, models_signature
+    from detector.scoring.results import ResultsFile, signature
     from detector.frontend.scan import file_id
     from detector.scoring.scorer import Scorer
 
@@ -339,31 +338,31 @@ def score_cmd(args: argparse.Namespace) -> int:
     if not paths:
         console.print("[red]nothing to score: give files, folders, globs, --manifest or - for stdin")
         return 2
-    results = ResultsFile(args.out, retry_errors=args.retry_errors)
-    signature = models_signature([{"modality": m.modality, "version": m.version} for m in map(
-        bundle_meta, filter(None, (resolve_bundle(args.visual, "visual"), resolve_bundle(args.audio, "audio"))))])
-    # hashing every input costs a read of it: only worth it when resuming
-    todo = [p for p in paths if not (str(p) in results.done and p.is_file()
-                                     and results.is_done(p, file_id(p), signature))]
-    console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
     kwargs = dict(visual=args.visual, audio=args.audio, sampling=args.frames and SamplingConfig(frames=args.frames),
                   batch_size=args.batch_size, runtime=args.runtime,
                   fusion=Fusion.model_validate_json(Path(args.fusion).read_text()) if args.fusion else Fusion(),
                   provenance=ProvenancePolicy(declared_ai=args.declared_ai, trust_anchors=args.trust_anchors))
+    scorer = Scorer(**kwargs, device=args.device)  # its models and settings say which earlier records still hold
+    scored_by = signature([m.model_dump() for m in scorer.models], scorer.settings_id)
+    results = ResultsFile(args.out, retry_errors=args.retry_errors)
+    # hashing every input costs a read of it: only worth it when resuming
+    todo = [p for p in paths if not (str(p) in results.done and p.is_file()
+                                     and results.is_done(p, file_id(p), scored_by))]
+    console.print(f"{len(paths)} uploads, {len(paths) - len(todo)} already in {args.out}, {len(todo)} to score")
     if args.devices * args.num_nodes > 1:
         from detector.scoring.distributed import score_distributed
 
+        scorer.close()  # each rank builds its own
         n = score_distributed(todo, args.out, kwargs, args.devices, args.num_nodes, args.accelerator, workers=args.workers)
         console.print(f"this rank scored {n} uploads; results in {args.out}")
         return 0
-    scorer = Scorer(**kwargs, device=args.device)
     for warning in scorer.warnings:
         console.print(f"[bold yellow]warning:[/] {warning}")
     counts: Counter = Counter()
     failed: list[str] = []
     frames = 0
     started = time.perf_counter()
-    with _progress() as progress, results:
+    with _progress() as progress, results, scorer:
         task = progress.add_task("scoring", total=len(todo))
         for record in scorer.score_many(todo, workers=args.workers):
             results.append(record)

@@ -2,7 +2,7 @@
 
 A crash can only cut the last line; opening the file again drops that partial line, so the file
 never stays corrupt. A rerun skips every path whose record is a Verdict of the same bytes by the
-same model versions, and every one whose bytes failed in a way they always will (unsupported,
+same model versions under the same settings, and every one whose bytes failed in a way they always will (unsupported,
 corrupt, too large) unless asked to retry errors; a path scored again replaces its earlier record,
 so the file keeps one record per path, also where two paths hold the same bytes.
 """
@@ -42,9 +42,10 @@ def merge_parts(out: str | Path) -> None:
             part.unlink()
 
 
-def models_signature(models: list[dict]) -> str:
-    """Which model versions a Verdict came from (older results files call the modality `kind`)."""
-    return ";".join(sorted(f"{m.get('modality', m.get('kind'))}:{m['version']}" for m in models))
+def signature(models: list[dict], settings: str | None) -> str:
+    """Which model versions a Verdict came from, under which settings (`Scorer.settings_id`; older results
+    files call the modality `kind` and carry no settings)."""
+    return ";".join(sorted(f"{m.get('modality', m.get('kind'))}:{m['version']}" for m in models)) + f"|{settings}"
 
 
 ANY_MODEL = "*"  # a final error: the same bytes fail the same way whichever models score them
@@ -61,7 +62,7 @@ class ResultsFile:
             self.latest[json.loads(line)["path"]] = line
         if len(self.latest) < len(lines) or self.path.is_file() and len(data) != self.path.stat().st_size:
             self._rewrite()  # a line cut by a crash, or a path scored twice by a run that crashed
-        self.done: dict[str, tuple[str, str]] = {}  # path -> (bytes' id, models signature or ANY_MODEL)
+        self.done: dict[str, tuple[str, str]] = {}  # path -> (bytes' id, `signature` or ANY_MODEL)
         parts = [json.loads(line) for part in _parts(self.path) for line in _complete_lines(part).decode().splitlines()]
         for rec in [*map(json.loads, self.latest.values()), *parts]:  # parts: an unfinished distributed run
             self._mark(rec)
@@ -71,14 +72,15 @@ class ResultsFile:
     def _mark(self, rec: dict) -> None:
         final = not self.retry_errors and (rec.get("error") or {}).get("reason") in FINAL_ERRORS
         if rec.get("id") and ("decision" in rec or final):
-            self.done[rec["path"]] = (rec["id"], ANY_MODEL if final else models_signature(rec.get("models") or []))
+            self.done[rec["path"]] = (rec["id"], ANY_MODEL if final else signature(rec.get("models") or [], rec.get("settings")))
         else:  # a newer record that settles nothing (a timeout, say): scored again next time
             self.done.pop(rec["path"], None)
 
-    def is_done(self, path: str | Path, file_id: str, signature: str) -> bool:
-        """Whether `path` has a record for these bytes (`file_id`) by these model versions (`signature`)."""
+    def is_done(self, path: str | Path, file_id: str, scored_by: str) -> bool:
+        """Whether `path` has a record for these bytes (`file_id`) by these models and settings (`scored_by`,
+        a `signature`)."""
         found = self.done.get(str(path))
-        return found is not None and found[0] == file_id and found[1] in (ANY_MODEL, signature)
+        return found is not None and found[0] == file_id and found[1] in (ANY_MODEL, scored_by)
 
     def _rewrite(self) -> None:
         self.path.write_text("".join(line + "\n" for line in self.latest.values()))

@@ -6,6 +6,8 @@ workers and hands each Scan to `Scorer.submit`, as `score_many` does.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import queue
 import tempfile
@@ -87,6 +89,7 @@ class Verdict(BaseModel):
     scored_at: str = Field(default_factory=utc_now)  # ISO 8601, UTC
     software: str = Field(default_factory=software)  # which deepfake-detector scored it
     index: int | None = None  # `score_many`: the upload's position among the paths given (results come as they finish)
+    settings: str | None = None  # digest of the settings that change a Verdict (Scorer.settings_id): a rerun compares it
 
 
 class ErrorRecord(BaseModel):
@@ -115,6 +118,15 @@ def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray],
             x = torch.nn.functional.interpolate(x, size=meta.input_size, mode="bilinear", antialias=True)
         out.append(net(x.contiguous(memory_format=torch.channels_last)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def settings_digest(scan: ScanSettings, fusion: Fusion, runtime: str, track_aggregation: str, topk: int) -> str:
+    """First 16 hex digits of sha256 over every setting that can change a Verdict: what is read, how the
+    tracks and modalities are combined, which runtime; not where or how fast (device, batch size, workers)."""
+    faces = scan.faces and scan.faces.model_dump(exclude={"device", "batch_size"})
+    state = {"scan": scan.model_dump(exclude={"faces"}) | {"faces": faces}, "fusion": fusion.model_dump(),
+             "runtime": runtime, "tracks": [track_aggregation, topk]}
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class _Pending:
@@ -177,6 +189,7 @@ class Scorer:
                          "its scores mean nothing for real uploads" for m in self.models if m.demo]
         self.warnings += [f"the {m.modality} model {m.name} ({m.version}) is {b[1].caution}"
                           for m, b in zip(self.models, filter(None, (self.visual, self.audio))) if b[1].caution]
+        self.settings_id = settings_digest(self.settings, fusion, runtime, track_aggregation, topk)
         batch_size = batch_size or (64 if dev.type == "cuda" else 8)
         self.crops = Batcher(self._crop_probs, batch_size, max_wait_ms / 1000) if visual else None
         self.windows = Batcher(self._window_probs, batch_size, max_wait_ms / 1000) if audio else None
@@ -316,7 +329,8 @@ class Scorer:
         timings = {"scan": scan.took_ms, "models": models_ms, "total": round(scan.took_ms + models_ms, 1)}
         return Verdict(id=scan.sha256, path=scan.path, media_type=scan.info.media_type,
                        score=None if score is None else round(score, 5), decision=decision, visual=visual, audio=audio,
-                       models=self.models, timings_ms=timings, provenance=scan.provenance, decided_by=by)
+                       models=self.models, timings_ms=timings, provenance=scan.provenance, decided_by=by,
+                       settings=self.settings_id)
 
     def _visual(self, job: _Pending) -> VisualResult:
         tracks: dict[int, list[FrameScore]] = {}

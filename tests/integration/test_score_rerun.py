@@ -54,3 +54,16 @@ def test_every_input_path_keeps_its_record_and_another_model_scores_again(bundle
     assert "2 uploads, 0 already in" in capsys.readouterr().err
     again = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(again) == 2 and {r["models"][0]["version"] for r in again} != {first[paths[0]]["models"][0]["version"]}
+
+
+def test_other_settings_score_again_and_speed_settings_do_not(bundles, media_dir, tmp_path, capsys):
+    out = tmp_path / "results.jsonl"
+    args = ["score", str(media_dir / "astronaut.jpg"), "--visual", str(bundles[0]), "--audio", "none", "--out", str(out)]
+    assert main([*args, "--frames", "4"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--frames", "4", "--batch-size", "2", "--workers", "0"]) == 0  # where and how fast: same Verdict
+    assert "1 uploads, 1 already in" in capsys.readouterr().err
+    assert main([*args, "--frames", "8"]) == 0  # another sampling can give another Verdict: scored again
+    assert "1 uploads, 0 already in" in capsys.readouterr().err
+    assert main([*args, "--frames", "8", "--declared-ai", "likely_fake"]) == 0  # another provenance policy too
+    assert "1 uploads, 0 already in" in capsys.readouterr().err
