@@ -74,9 +74,8 @@ class VoiceProbe(nn.Module):
         if {"emb", "hstats"} & set(self.features):
             n = mel.shape[1]
             parts = [mel[:, i : i + _PARTIAL] for i in range(0, max(1, n - _PARTIAL + 1), _PARTIAL_HOP)]
-            hidden, emb = self.encoder(torch.cat(parts))  # (P * B, frames, 256), (P * B, 256)
-            hidden = hidden.reshape(len(parts), len(wave), -1, 256)
-            encoded = {"emb": emb.view(len(parts), len(wave), -1).mean(0),
+            hidden, emb = map(torch.stack, zip(*map(self.encoder, parts)))  # (P, B, frames, 256), (P, B, 256)
+            encoded = {"emb": emb.mean(0),
                        "hstats": torch.cat([hidden.mean((0, 2)), hidden.std(2).mean(0)], 1)}
         taps = {name: i for name, i in _WHISPER_TAPS.items() if name in self.features}
         if taps:
