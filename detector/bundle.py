@@ -3,6 +3,7 @@
     BUNDLE/model.safetensors   the network's state dict
     BUNDLE/bundle.json         family + model kwargs, input size, mean/std, face-crop settings,
                                calibration, thresholds, training data and metrics
+    BUNDLE/MODEL_CARD.md       the same for people, with the Hugging Face Hub's YAML header
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def save_bundle(folder: str | Path, net: torch.nn.Module, meta: BundleMeta) -> P
     weights.write_bytes(data)  # the usual file modes (safetensors' save_file leaves 0600)
     meta = meta.model_copy(update={"version": hashlib.sha256(data).hexdigest()[:16]})
     (folder / "bundle.json").write_text(meta.model_dump_json(indent=2))
+    from detector.card import write_card  # the card reads the bundle back
+
+    write_card(folder)
     return folder
 
 

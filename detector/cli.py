@@ -455,7 +455,7 @@ def starter_cmd(args: argparse.Namespace) -> int:
 
     from detector.bundle import STARTER
     from detector.recipes import face, voice
-    from detector.recipes.card import write_card
+    from detector.card import write_card
 
     out = Path(args.out or f"out/starter/{args.modality}")
     recipe = face if args.modality == "face" else voice

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save
 from sklearn.linear_model import LogisticRegression
 
 from detector.bundle import BundleMeta, Thresholds
+from detector.card import write_card
 from detector.scoring.calibration import Calibration
 from detector.metrics import binary_report, by_upload, by_video, threshold_at_fpr
 
@@ -72,4 +73,5 @@ def stamp(bundle: str | Path, operating: dict, loso: list[dict], name: str, data
         "metrics": {"held_out_pooled": operating["held_out"], "loso": loso},
         "version": hashlib.sha256(weights.read_bytes()).hexdigest()[:16]})
     (bundle / "bundle.json").write_text(json.dumps(json.loads(meta.model_dump_json()), indent=2))
+    write_card(bundle)
     return bundle

@@ -39,13 +39,15 @@ def test_stamped_fp16_bundle_scores_as_fp32(tmp_path):
         before = net(x)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 200)
-    operating = fit_operating_point(rng.normal(labels * 2.0, 1.0), labels, np.arange(200))
-    stamp(bundle, operating, loso=[{"held_out": "x"}], name="starter-test", data={"files": 200})
+    logits = rng.normal(labels * 2.0, 1.0)
+    operating = fit_operating_point(logits, labels, np.arange(200))
+    stamp(bundle, operating, loso=[held_out_row("x", labels, logits, np.arange(200))], name="starter-test",
+          data={"files": 200})
     net16, meta = load_bundle(bundle)
     with torch.inference_mode():
         after = net16(x)
     assert torch.allclose(before, after, atol=1e-3)
-    assert meta.name == "starter-test" and not meta.demo and meta.metrics["loso"] == [{"held_out": "x"}]
+    assert meta.name == "starter-test" and not meta.demo and [r["held_out"] for r in meta.metrics["loso"]] == ["x"]
     weights = load_file(str(bundle / "model.safetensors"))
     assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
     assert meta.version == hashlib.sha256((bundle / "model.safetensors").read_bytes()).hexdigest()[:16]
