@@ -265,15 +265,16 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
         task = progress.add_task("evaluating", total=len(rows))
         report = evaluate(args.checkpoint, rows, args.out, frames=args.frames, device=args.device,
                           crops_as_is=args.crops_as_is, workers=args.workers, progress=lambda: progress.advance(task))
-    table = Table("level", "n (real/fake)", "AUC", "AP", "EER", "log-loss", "acc@t", "TPR@t", "FPR@t",
+    table = Table("level", "n (real/fake)", "AUC [95% CI]", "AP", "EER [95% CI]", "log-loss", "acc@t", "TPR@t", "FPR@t",
                   title=f"{args.dataset} {args.split}: {report['files']}")
     item, whole = report["levels"]
     rows_out = [(item, report[item]), (whole, report[whole])]
     rows_out += [("upload (scorer)", report["upload"])] if report["upload"] else []
     rows_out += [(f"{whole}: {k}", v) for k, v in report[f"per_source_{whole}"].items()]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    ci = lambda r, k: fmt(r[k]) + (f" [{r[k + '_ci'][0]:.2f}-{r[k + '_ci'][1]:.2f}]" if r.get(k + "_ci") else "")  # noqa: E731
     for name, r in rows_out:
-        table.add_row(name, f"{r['n']} ({r['n_real']}/{r['n_fake']})", fmt(r["auc"]), fmt(r["ap"]), fmt(r["eer"]),
+        table.add_row(name, f"{r['n']} ({r['n_real']}/{r['n_fake']})", ci(r, "auc"), fmt(r["ap"]), ci(r, "eer"),
                       fmt(r["log_loss"]), fmt(r.get("accuracy")), fmt(r.get("tpr")), fmt(r.get("fpr")))
     _console().print(table)
     console.print(f"report in {Path(args.out) / 'report.json'}, ROC in {Path(args.out) / 'roc.png'}")

@@ -17,7 +17,7 @@ from detector.frontend.faces import Face, FrameFaces, cut_crop
 from detector.frontend.scan import Scan, error_record, file_id
 from detector.frontend.media import MediaError, probe, read_image
 from detector.scoring.scorer import ErrorRecord, Scorer
-from detector.metrics import binary_report, by_video
+from detector.metrics import by_video, report_with_ci
 from detector.version import software, utc_now
 from detector.plots import write_plots
 
@@ -93,7 +93,7 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int |
     for source in sorted(set(source_of.values())):
         own = np.array([source_of[k] == source for k in vkeys])
         mask = own | (vy == 0) if vy[own].any() else own
-        per_source[source] = binary_report(vy[mask], vs[mask], t)
+        per_source[source] = report_with_ci(vy[mask], vs[mask], np.asarray(vkeys)[mask], t)
     item, whole = LEVELS[meta.modality]  # what a score is given to, and what its scores are averaged over
     report = {
         "created_at": utc_now(), "software": software(),
@@ -101,9 +101,10 @@ def evaluate(bundle: str | Path, rows: list[Row], out: str | Path, frames: int |
         "frames_per_video": scorer.settings.sampling.frames if meta.modality == "visual" else None,
         "files": dict(status) | {"total": len(rows)},
         "levels": [item, whole],
-        item: binary_report(labels, probs, t),
-        whole: binary_report(vy, vs, t),
-        "upload": binary_report([by_row[p].label for p in upload], list(upload.values()), t) if upload else None,
+        item: report_with_ci(labels, probs, videos, t),  # intervals resample whole videos/files
+        whole: report_with_ci(vy, vs, vkeys, t),
+        "upload": report_with_ci([by_row[p].label for p in upload], list(upload.values()), list(upload), t)
+        if upload else None,
         f"per_source_{whole}": per_source,
         f"{whole}s": [{whole: k, "label": int(y), "score": round(float(s), 5), "source": source_of[k]}
                       for k, y, s in zip(vkeys, vy, vs)],

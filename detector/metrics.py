@@ -68,3 +68,28 @@ def binary_report(labels: Sequence[int], probs: Sequence[float], threshold: floa
             "fpr": float(pred[y == 0].mean()) if (y == 0).any() else None,
         }
     return out
+
+
+def bootstrap_ci(labels: Sequence[int], scores: Sequence[float], groups: Sequence[Hashable],
+                 n: int = 1000, seed: int = 0) -> dict[str, list[float] | None]:
+    """95% intervals of AUC and EER, resampling whole groups (a video, a sentence) with replacement;
+    scikit-learn has no grouped bootstrap."""
+    y, s, g = np.asarray(labels), np.asarray(scores, np.float64), np.asarray(groups)
+    keys = np.unique(g)
+    members = [np.flatnonzero(g == k) for k in keys]
+    rng = np.random.default_rng(seed)
+    aucs, eers = [], []
+    for _ in range(n):
+        idx = np.concatenate([members[i] for i in rng.integers(len(keys), size=len(keys))])
+        if 0 < y[idx].sum() < len(idx):
+            aucs.append(roc_auc_score(y[idx], s[idx]))
+            eers.append(eer(y[idx], s[idx]))
+    ci = lambda v: [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)] if v else None  # noqa: E731
+    return {"auc_ci": ci(aucs), "eer_ci": ci(eers)}
+
+
+def report_with_ci(labels: Sequence[int], scores: Sequence[float], groups: Sequence[Hashable],
+                   threshold: float | None = None) -> dict:
+    """`binary_report` with 95% intervals of AUC and EER over whole `groups` (None where one class is absent)."""
+    r = binary_report(labels, scores, threshold)
+    return r | (bootstrap_ci(labels, scores, groups) if r["auc"] is not None else {"auc_ci": None, "eer_ci": None})

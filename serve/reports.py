@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import numpy as np
 import sqlalchemy as sa
 
+from detector.version import software
 from serve.store import Store
 from serve.store.tables import review_items, uploads
 
@@ -43,7 +44,7 @@ def summary(store: Store, since: float) -> dict:
     decided = [i for i in items if i["state"] == "decided"]
     return {
         "since": datetime.fromtimestamp(since, timezone.utc).isoformat(),
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "software": software(),
         "uploads": {"received": len(ups), "scored": status["scored"], "failed": status["failed"],
                     "pending": status["queued"] + status["processing"]},
         "decisions": dict(Counter(u["decision"] for u in ups if u["status"] == "scored")),

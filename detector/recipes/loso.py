@@ -8,35 +8,14 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from detector.metrics import binary_report, eer
-
-
-def bootstrap_ci(labels: Sequence[int], scores: Sequence[float], groups: Sequence[Hashable],
-                 n: int = 1000, seed: int = 0) -> dict[str, list[float] | None]:
-    """95% intervals of AUC and EER, resampling whole groups (a video, a sentence) with replacement;
-    scikit-learn has no grouped bootstrap."""
-    from sklearn.metrics import roc_auc_score
-
-    y, s, g = np.asarray(labels), np.asarray(scores, np.float64), np.asarray(groups)
-    keys = np.unique(g)
-    members = [np.flatnonzero(g == k) for k in keys]
-    rng = np.random.default_rng(seed)
-    aucs, eers = [], []
-    for _ in range(n):
-        idx = np.concatenate([members[i] for i in rng.integers(len(keys), size=len(keys))])
-        if 0 < y[idx].sum() < len(idx):
-            aucs.append(roc_auc_score(y[idx], s[idx]))
-            eers.append(eer(y[idx], s[idx]))
-    ci = lambda v: [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)] if v else None  # noqa: E731
-    return {"auc_ci": ci(aucs), "eer_ci": ci(eers)}
+from detector.metrics import report_with_ci
 
 
 def held_out_row(source: str, labels: Sequence[int], scores: Sequence[float], groups: Sequence[Hashable]) -> dict:
     """One line of the table: what was held out, how many of each class, AUC and EER with intervals."""
-    r = binary_report(labels, scores)
-    row = {"held_out": source, "n_real": r["n_real"], "n_fake": r["n_fake"], "groups": len(set(groups)),
-           "auc": r["auc"], "eer": r["eer"]}
-    return row | (bootstrap_ci(labels, scores, groups) if r["auc"] is not None else {"auc_ci": None, "eer_ci": None})
+    r = report_with_ci(labels, scores, groups)
+    return {"held_out": source, "groups": len(set(groups))} | {
+        k: r[k] for k in ("n_real", "n_fake", "auc", "eer", "auc_ci", "eer_ci")}
 
 
 def markdown(rows: list[dict], unit: str) -> str:

@@ -122,10 +122,11 @@ def crop_logits(net: torch.nn.Module, meta: BundleMeta, crops: list[np.ndarray],
 
 def settings_digest(scan: ScanSettings, fusion: Fusion, runtime: str, track_aggregation: str, topk: int) -> str:
     """First 16 hex digits of sha256 over every setting that can change a Verdict: what is read, how the
-    tracks and modalities are combined, which runtime; not where or how fast (device, batch size, workers)."""
+    tracks and modalities are combined, which runtime; not where or how fast (device, batch size, workers),
+    nor the limits (a Verdict means the upload was within them) or the thumbnails a server keeps."""
     faces = scan.faces and scan.faces.model_dump(exclude={"device", "batch_size"})
-    state = {"scan": scan.model_dump(exclude={"faces"}) | {"faces": faces}, "fusion": fusion.model_dump(),
-             "runtime": runtime, "tracks": [track_aggregation, topk]}
+    read = scan.model_dump(exclude={"faces", "thumbnail_side", "limits"}) | {"faces": faces}
+    state = {"scan": read, "fusion": fusion.model_dump(), "runtime": runtime, "tracks": [track_aggregation, topk]}
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -197,6 +197,7 @@ def test_report_counts_decisions_agreement_appeals_and_queue_times(server, media
     (cfg := tmp_path / "serve.yaml").write_text(yaml.safe_dump(server.cfg))  # the server's own config
     code, out, _ = cli("report", "--config", str(cfg), "--since", "2020-01-01", "--format", "csv")
     assert code == 0 and f"decisions.review,{after['decisions']['review']}" in out
+    assert "\nsoftware,deepfake-detector " in out and "\ngenerated_at,20" in out  # which version made it, when
 
 
 def test_migrations_upgrade_an_existing_database(tmp_path):

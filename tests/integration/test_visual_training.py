@@ -88,5 +88,7 @@ def test_train_writes_a_bundle_that_evaluate_reads(toy_crops, tmp_path):
                  "--crops-as-is", "--split", "test", "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["video"]["n"] == 32 and report["video"]["auc"] > 0.7  # chance is 0.5
+    low, high = report["video"]["auc_ci"]  # resampling whole videos
+    assert low <= report["video"]["auc"] <= high and low < high
     assert report["software"].startswith("deepfake-detector ") and report["created_at"].endswith("Z")
     assert (tmp_path / "report" / "roc.png").stat().st_size > 1000
