@@ -31,7 +31,9 @@ def list_items(service: ServiceDep, caller: Reviewer, state: Literal["pending", 
 @router.post("/v1/review/claim", response_model=ItemDetail, responses={204: {"description": "nothing to review"}})
 def claim(service: ServiceDep, reviewer: Reviewer):
     """Lease the most urgent pending item to the caller; an expired lease frees it again."""
-    item = service.store.review.claim(reviewer.name, service.cfg.review.lease_s, senior="admin" in reviewer.roles)
+    review = service.cfg.review
+    item = service.store.review.claim(reviewer.name, review.lease_s, senior="admin" in reviewer.roles,
+                                      per_media_s=review.lease_per_media_s)
     return Response(status_code=204) if item is None else _detail(service, item)
 
 
@@ -39,7 +41,9 @@ def claim(service: ServiceDep, reviewer: Reviewer):
 def claim_one(item_id: ItemId, service: ServiceDep, reviewer: Reviewer):
     """Lease this item to the caller, when it is pending (or its lease ran out)."""
     found(service.store.review.get(item_id), "review item")
-    item = service.store.review.claim(reviewer.name, service.cfg.review.lease_s, item_id, senior="admin" in reviewer.roles)
+    review = service.cfg.review
+    item = service.store.review.claim(reviewer.name, review.lease_s, item_id, senior="admin" in reviewer.roles,
+                                      per_media_s=review.lease_per_media_s)
     if item is None:
         raise HTTPException(409, "the item is claimed by someone else, decided, an appeal of your decision, "
                                  "or an escalation (for an admin)")
@@ -55,10 +59,12 @@ def release(item_id: ItemId, body: Held, service: ServiceDep, reviewer: Reviewer
 
 @router.post("/v1/review/items/{item_id}/renew", response_model=ReviewItem, responses=documented(404, 409))
 def renew(item_id: ItemId, body: Held, service: ServiceDep, reviewer: Reviewer):
-    """Extend the lease on an item you hold at `version` by `review.lease_s` from now (the reviewer page
+    """Extend the lease on an item you hold at `version`, as long as a claim gives it, from now (the reviewer page
     does this while it is open); 409 when the lease already ran out or the item is not yours."""
     found(service.store.review.get(item_id), "review item")
-    return public_item(service.store.review.renew(item_id, reviewer.name, body.version, service.cfg.review.lease_s))
+    review = service.cfg.review
+    return public_item(service.store.review.renew(item_id, reviewer.name, body.version, review.lease_s,
+                                                  review.lease_per_media_s))
 
 
 @router.get("/v1/review/items/{item_id}", response_model=ItemDetail, responses=documented(404))

@@ -28,6 +28,21 @@ def triage(verdict: dict) -> float:
     return 10.0 * SEVERITY.get(verdict.get("decision"), 0) + max(-1.0, min(1.0, max(margins, default=0.0)))
 
 
+def media_seconds(verdict: dict | None) -> float:
+    """How long the upload plays, as far as its Verdict tells: the last scored frame or sound window."""
+    v = verdict or {}
+    frames = [f["t"] for t in (v.get("visual") or {}).get("faces", []) for f in t["frames"]]
+    windows = [s["end"] for s in (v.get("audio") or {}).get("segments", [])]
+    return max(frames + windows, default=0.0)
+
+
+def _lease(c: sa.Connection, item_id: int, lease_s: float, per_media_s: float) -> float:
+    """A lease long enough to watch the item's media: `lease_s` plus `per_media_s` per second of it."""
+    verdict = c.execute(sa.select(uploads.c.verdict).join(review_items, review_items.c.upload_id == uploads.c.id)
+                        .where(review_items.c.id == item_id)).scalar()
+    return lease_s + per_media_s * media_seconds(verdict)
+
+
 def open_item(c: sa.Connection, upload_id: str, kind: str, priority: float, now: float) -> int:
     """Queue an upload for review, in the transaction that stores its Verdict."""
     item = c.execute(review_items.insert().values(upload_id=upload_id, kind=kind, priority=priority, state="pending",
@@ -81,9 +96,11 @@ class ReviewItems(Repository):
         """An item with what a reviewer sees of its upload."""
         return self.one(_with_upload().where(review_items.c.id == item_id))
 
-    def claim(self, reviewer: str, lease_s: float, item_id: int | None = None, senior: bool = False) -> dict | None:
-        """The most urgent pending item (or item `item_id`, when pending), leased to `reviewer`; appeals
-        avoid who decided first; escalations go to a `senior` only."""
+    def claim(self, reviewer: str, lease_s: float, item_id: int | None = None, senior: bool = False,
+              per_media_s: float = 0.0) -> dict | None:
+        """The most urgent pending item (or item `item_id`, when pending), leased to `reviewer` for `lease_s`
+        plus `per_media_s` per second of its media; appeals avoid who decided first; escalations go to a
+        `senior` only."""
         now = time.time()
         with self.engine.begin() as c:
             avoid = sa.select(review_items.c.upload_id).where((review_items.c.reviewer == reviewer)
@@ -98,6 +115,7 @@ class ReviewItems(Repository):
             got = c.execute(skip_locked(c, q)).first()
             if got is None:
                 return None
+            lease_s = _lease(c, got.id, lease_s, per_media_s)
             c.execute(review_items.update().where(review_items.c.id == got.id).values(
                 state="claimed", reviewer=reviewer, lease_until=now + lease_s, version=review_items.c.version + 1))
             item = _item(c, got.id)
@@ -129,13 +147,13 @@ class ReviewItems(Repository):
                 queue_webhook(c, up, event_name, {"upload": public_upload(up), "review": public_item(item)}, now)
         return item
 
-    def renew(self, item_id: int, reviewer: str, version: int, lease_s: float) -> dict:
-        """Extend the lease of an item the reviewer holds at `version` (the version stays); Conflict when
-        stale, not theirs, or the lease already ran out."""
+    def renew(self, item_id: int, reviewer: str, version: int, lease_s: float, per_media_s: float = 0.0) -> dict:
+        """Extend the lease of an item the reviewer holds at `version` as `claim` sets it (the version stays);
+        Conflict when stale, not theirs, or the lease already ran out."""
         now = time.time()
         with self.engine.begin() as c:
             done = c.execute(review_items.update().where(_held(item_id, reviewer, version, now)).values(
-                lease_until=now + lease_s))
+                lease_until=now + _lease(c, item_id, lease_s, per_media_s)))
             if done.rowcount != 1:
                 raise Conflict(STALE)
         return self.get(item_id)

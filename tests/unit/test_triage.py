@@ -22,3 +22,24 @@ def test_within_a_decision_the_larger_margin_over_its_own_threshold_comes_first(
     face = verdict("review", visual=(0.60, 0.50))  # 0.10 over, with the lower score
     both = verdict("review", visual=(0.52, 0.50), audio=(0.75, 0.65))  # its most suspicious model: 0.10 over
     assert triage(face) > triage(voice) and abs(triage(both) - triage(face)) < 1e-9
+
+
+def test_a_lease_lasts_long_enough_to_watch_the_media(tmp_path):
+    import time
+
+    from serve.store import Store
+    from serve.store.review import media_seconds
+
+    long_voice = {"decision": "review", "score": 0.7, "audio": {"score": 0.7, "segments": [{"start": 0, "end": 4, "score": 0.7},
+                                                                            {"start": 86, "end": 90, "score": None}]}}
+    assert media_seconds(long_voice) == 90 and media_seconds({"decision": "review"}) == 0  # a photo
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    for n, verdict in enumerate([long_voice, {"decision": "review", "score": 0.5}]):
+        (up, _) = store.uploads.add(f"{n:064x}", 1, "audio", None, {}, None, None, "t")
+        (job,), _ = store.uploads.claim("engine", 1, lease_s=60, max_attempts=2)
+        assert store.uploads.finish(job["id"], "engine", verdict, None, ["review"])
+    leases = []
+    while item := store.review.claim("alice", lease_s=300, per_media_s=2.0):
+        leases.append(item["lease_until"] - time.time())
+    assert sorted(round(s / 10) * 10 for s in leases) == [300, 480]  # 300 s, and 300 + 2 x 90 s of audio
