@@ -161,6 +161,7 @@ async function show(detail) {
   $("model-decision").textContent = upload.verdict?.decision ?? "-";
   $("model-score").textContent = upload.verdict?.score?.toFixed(3) ?? "-";
   $("why").textContent = why(upload.verdict);
+  $("models").textContent = modelsOf(upload.verdict);
   $("metadata").textContent = described(upload.metadata) || "no metadata";
   $("provenance").textContent = provenance(upload.verdict);
   const {appeal, escalation} = detail;
@@ -189,6 +190,12 @@ function why(verdict) {  // each model's score against its own thresholds: which
     const [cmp, cut, at] = s >= t.likely_fake ? [">=", "likely fake", t.likely_fake] : [s >= t.review ? ">=" : "<", "review", t.review];
     return `${names[modality]} ${s.toFixed(3)} ${cmp} ${cut} ${at.toFixed(3)}`;
   }).join(" · ");
+}
+
+function modelsOf(verdict) {  // which model versions decided: a switch of models shows here
+  const names = {visual: "face", audio: "voice"};
+  const used = (verdict?.models || []).map(({modality, name, version}) => `${names[modality]} ${name}@${version}`);
+  return used.length ? `decided by ${used.join(", ")}` : "no model";
 }
 
 function provenance(verdict) {

@@ -120,6 +120,7 @@ def test_queue_shows_columns_opens_read_only_and_claims(page_of, workbench):
     row.click()
     expect(page.locator("#readonly")).to_be_visible()
     expect(page.locator("#file-name")).to_have_text("look.gif")
+    expect(page.locator("#models")).to_have_text(re.compile(r"^decided by face [\w-]+@[0-9a-f]{16}"))  # which version
     expect(page.locator("button[data-label=confirmed_fake]")).to_be_disabled()
     page.keyboard.press("f")
     expect(page.locator("#status")).to_contain_text("read-only")
