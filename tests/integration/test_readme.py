@@ -39,6 +39,8 @@ def clone(tmp_path_factory) -> tuple[Path, dict]:
     where = tmp_path_factory.mktemp("readme") / "deepfake-detector"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(where)], check=True)
     (where / ".venv").symlink_to(ROOT / ".venv")
+    for pins in ("requirements.lock", "pyproject.toml"):  # as old as the install, as in the checkout it serves
+        os.utime(where / pins, (0, 0))
     env = os.environ | {"PYTHONPATH": str(where), "HF_HUB_OFFLINE": "1"}
     env.pop("DEEPFAKE_DEV", None)
     return where, env
