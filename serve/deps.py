@@ -1,13 +1,16 @@
 """Typed dependencies of the routes, in one place: the service, the caller and its role, path ids."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Request, Security
+import sqlalchemy as sa
+from fastapi import Depends, HTTPException, Query, Request, Security
+from pydantic import BaseModel, Field
 from fastapi import Path as PathParam
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from serve.service import Service
+from serve.store.review import narrowed
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (`deepfake-detect api-key`)")
 BEARER = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
@@ -68,3 +71,20 @@ def found(row: dict | None, what: str) -> dict:
     if row is None:
         raise HTTPException(404, f"no such {what}")
     return row
+
+
+class QueueFilters(BaseModel):
+    """What a reviewer narrows the queue (and `claim`'s next item) to; each left out keeps everything."""
+
+    media_type: Literal["image", "video", "audio"] | None = None
+    decision: Literal["likely_fake", "review", "clear", "no_signal"] | None = Field(None, description="the models' decision")
+    channel: str | None = Field(None, max_length=200, description="the `channel` in the upload's metadata")
+    waited_min: float | None = Field(None, ge=0, description="items waiting at least this many minutes")
+
+
+def _kept(filters: Annotated[QueueFilters, Query()]) -> sa.ColumnElement[bool]:
+    return narrowed(filters.media_type, filters.decision, filters.channel,
+                    filters.waited_min * 60 if filters.waited_min else None)
+
+
+Kept = Annotated[sa.ColumnElement[bool], Depends(_kept)]

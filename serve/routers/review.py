@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from serve.deps import ItemId, Reviewer, ServiceDep, UploadId, found
+from serve.deps import ItemId, Kept, Reviewer, ServiceDep, UploadId, found
 from serve.schemas import Held, ItemDetail, ReviewDecision, ReviewItem, documented
 from serve.service import Service
 from serve.store.public import iso, public_event, public_item, public_upload
@@ -19,21 +19,21 @@ STATIC = Path(__file__).resolve().parents[1] / "static"
 
 
 @router.get("/v1/review/items", response_model=list[ReviewItem])
-def list_items(service: ServiceDep, caller: Reviewer, state: Literal["pending", "claimed", "decided"] = "pending",
+def list_items(service: ServiceDep, caller: Reviewer, keep: Kept, state: Literal["pending", "claimed", "decided"] = "pending",
                limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
                mine: Annotated[bool, Query(description="only items the caller claimed or decided")] = False):
     """Review items by priority (most suspicious first, then oldest), with their upload's file name,
-    metadata, score and model decision."""
+    metadata, score and model decision; narrowed by media type, model decision, channel, waiting time."""
     return [public_item(i) for i in service.store.review.items(state, limit, offset, caller.name if mine else None,
-                                                               senior="admin" in caller.roles)]
+                                                               senior="admin" in caller.roles, keep=keep)]
 
 
 @router.post("/v1/review/claim", response_model=ItemDetail, responses={204: {"description": "nothing to review"}})
-def claim(service: ServiceDep, reviewer: Reviewer):
-    """Lease the most urgent pending item to the caller; an expired lease frees it again."""
+def claim(service: ServiceDep, reviewer: Reviewer, keep: Kept):
+    """Lease the most urgent pending item the filters keep to the caller; an expired lease frees it again."""
     review = service.cfg.review
     item = service.store.review.claim(reviewer.name, review.lease_s, senior="admin" in reviewer.roles,
-                                      per_media_s=review.lease_per_media_s)
+                                      per_media_s=review.lease_per_media_s, keep=keep)
     return Response(status_code=204) if item is None else _detail(service, item)
 
 

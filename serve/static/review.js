@@ -39,6 +39,8 @@ async function api(path, options = {}) {
   if (!r.ok) throw new Error(`${r.status}: ${body.detail || body.error || "error"}`);
   return body;
 }
+const FILTERS = ["media_type", "decision", "channel", "waited_min"];  // the queue's, kept for this tab
+const filtered = () => new URLSearchParams(FILTERS.map((f) => [f, $(`f-${f}`).value.trim()]).filter(([, v]) => v)).toString();
 const post = (path, body) => api(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
 
 // queue and held items
@@ -71,7 +73,7 @@ function mineRow(it) {
 
 async function refresh() {
   const open = current?.detail.item.id;
-  const [pending, held, item] = await Promise.all([api("/v1/review/items?state=pending"),
+  const [pending, held, item] = await Promise.all([api(`/v1/review/items?state=pending&${filtered()}`),
     api("/v1/review/items?state=claimed&mine=true"), open ? api(`/v1/review/items/${open}`) : null]);
   mine = held;
   $("queue").replaceChildren(...pending.map(queueRow));
@@ -370,7 +372,7 @@ async function next() {
     if (holds(detail.item)) return show(detail);
     mine = mine.filter((m) => m.id !== it.id);
   }
-  const detail = await api("/v1/review/claim", {method: "POST"});
+  const detail = await api(`/v1/review/claim?${filtered()}`, {method: "POST"});  // the next one the filters keep
   if (!detail) { say("nothing to review"); return; }
   await show(detail);
   say(`claimed item #${detail.item.id}`);
@@ -487,6 +489,11 @@ async function start() {
 
 $("save-key").onclick = () => { key = $("key").value; sessionStorage.setItem("apiKey", key); start().catch((e) => say(e.message)); };
 $("claim").onclick = () => next().catch((e) => say(e.message));
+for (const f of FILTERS) {
+  const input = $(`f-${f}`);
+  input.value = sessionStorage.getItem(`filter:${f}`) || "";
+  input.onchange = () => { sessionStorage.setItem(`filter:${f}`, input.value); refresh().catch((e) => say(e.message)); };
+}
 $("claim-this").onclick = () => claimThis().catch((e) => say(e.message));
 $("release").onclick = () => releaseItem(current.detail.item).catch((e) => say(e.message));
 document.querySelectorAll("button[data-label]").forEach((b) => { b.onclick = () => Promise.resolve(choose(b.dataset.label)).catch((e) => say(e.message)); });

@@ -58,6 +58,23 @@ def _with_upload():
             .join(uploads, uploads.c.id == review_items.c.upload_id))
 
 
+def narrowed(media_type: str | None = None, decision: str | None = None, channel: str | None = None,
+             waited_s: float | None = None) -> sa.ColumnElement[bool]:
+    """Items the queue's filters keep: their upload's media type, model decision, `channel` in its metadata,
+    and how long they have waited at least (None: any)."""
+    upload = []
+    if media_type:
+        upload.append(uploads.c.media_type == media_type)
+    if decision:
+        upload.append(uploads.c.decision == decision)
+    if channel:
+        upload.append(uploads.c.meta["channel"].as_string() == channel)
+    cond = review_items.c.upload_id.in_(sa.select(uploads.c.id).where(*upload)) if upload else sa.true()
+    if waited_s:
+        cond = cond & (review_items.c.created_at <= time.time() - waited_s)
+    return cond
+
+
 def _held(item_id: int, reviewer: str, version: int, now: float):
     """The item is claimed by `reviewer` at `version`, its lease still running."""
     return ((review_items.c.id == item_id) & (review_items.c.version == version) & (review_items.c.state == "claimed")
@@ -70,9 +87,9 @@ def _item(c: sa.Connection, item_id: int) -> dict:
 
 class ReviewItems(Repository):
     def items(self, state: str, limit: int = 100, offset: int = 0, reviewer: str | None = None,
-              senior: bool = True) -> list[dict]:
+              senior: bool = True, keep: sa.ColumnElement[bool] = sa.true()) -> list[dict]:
         """Items in `state` with what a reviewer sees of their upload; `reviewer`: only theirs; escalations
-        only for a `senior`."""
+        only for a `senior`; `keep`: the queue's filters (`narrowed`)."""
         now = time.time()
         cond = (review_items.c.state == state) & (sa.true() if senior else review_items.c.kind != "escalation")
         if state == "pending":  # an expired claim is pending again
@@ -82,7 +99,7 @@ class ReviewItems(Repository):
             cond = cond & (review_items.c.lease_until >= now)
         if reviewer is not None:
             cond = cond & (review_items.c.reviewer == reviewer)
-        return self.all(_with_upload().where(cond).order_by(review_items.c.priority.desc(), review_items.c.created_at)
+        return self.all(_with_upload().where(cond & keep).order_by(review_items.c.priority.desc(), review_items.c.created_at)
                         .limit(limit).offset(offset))
 
     def count(self, state: str) -> int:
@@ -97,10 +114,10 @@ class ReviewItems(Repository):
         return self.one(_with_upload().where(review_items.c.id == item_id))
 
     def claim(self, reviewer: str, lease_s: float, item_id: int | None = None, senior: bool = False,
-              per_media_s: float = 0.0) -> dict | None:
-        """The most urgent pending item (or item `item_id`, when pending), leased to `reviewer` for `lease_s`
-        plus `per_media_s` per second of its media; appeals avoid who decided first; escalations go to a
-        `senior` only."""
+              per_media_s: float = 0.0, keep: sa.ColumnElement[bool] = sa.true()) -> dict | None:
+        """The most urgent pending item that `keep` keeps (or item `item_id`, when pending), leased to `reviewer`
+        for `lease_s` plus `per_media_s` per second of its media; appeals avoid who decided first; escalations
+        go to a `senior` only."""
         now = time.time()
         with self.engine.begin() as c:
             avoid = sa.select(review_items.c.upload_id).where((review_items.c.reviewer == reviewer)
@@ -110,7 +127,7 @@ class ReviewItems(Repository):
                                                         & (review_items.c.lease_until < now)))
                 & ((review_items.c.kind != "appeal") | review_items.c.upload_id.not_in(avoid))
                 & (sa.true() if senior else review_items.c.kind != "escalation")
-                & ((review_items.c.id == item_id) if item_id is not None else sa.true()))
+                & ((review_items.c.id == item_id) if item_id is not None else sa.true()) & keep)
                 .order_by(review_items.c.priority.desc(), review_items.c.created_at).limit(1))
             got = c.execute(skip_locked(c, q)).first()
             if got is None:

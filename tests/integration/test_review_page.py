@@ -424,3 +424,18 @@ def test_an_escalation_reaches_a_senior_with_its_note_and_only_final_labels(page
     admin.keyboard.press("e")  # not a label here: nothing happens
     admin.keyboard.press("f")
     expect(admin.locator("#status")).to_contain_text("confirmed_fake")
+
+
+def test_filters_narrow_the_queue_and_the_next_item_and_survive_a_reload(page_of, workbench):
+    page = page_of("dave")
+    page.select_option("#f-media_type", "audio")
+    rows = page.locator("#queue tr.item")
+    expect(rows.locator("td:nth-child(4)", has_not_text="audio")).to_have_count(0)  # the queue refetched, narrowed
+    assert rows.count() >= 1
+    page.keyboard.press("n")
+    expect(page.locator("#readonly")).to_be_hidden()
+    expect(page.locator("#media-type")).to_have_text("audio")  # the next item the filters keep
+    page.reload()
+    expect(page.locator("#f-media_type")).to_have_value("audio")
+    page.locator("#mine tr.item button", has_text="Release").click()  # for the other tests' items
+    expect(page.locator("#mine tr.item")).to_have_count(0)

@@ -372,3 +372,25 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(live):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-4000:]
     assert httpx.get(f"{live.url}/healthz").status_code == 200
+
+
+def test_the_queue_and_the_next_claim_keep_to_the_reviewers_filters(server, media_dir):
+    ids = {}
+    for name, channel in [("astronaut.png", "sport"), ("pan.mp4", "sport"), ("astronaut.webp", "newsdesk")]:
+        r = upload(server, media_dir / name, data={"metadata": json.dumps({"channel": channel})})
+        ids[name] = r.json()["id"]
+        assert scored(server, ids[name])["verdict"]["decision"] == "review"
+    with server.as_("dave") as dave:
+        def queued(**filters) -> set[str]:
+            r = dave.get("/v1/review/items", params={"limit": 500} | filters)
+            assert r.status_code == 200, r.text
+            return {i["upload_id"] for i in r.json()} & set(ids.values())
+
+        assert queued() == set(ids.values())
+        assert queued(channel="sport") == {ids["astronaut.png"], ids["pan.mp4"]}
+        assert queued(channel="sport", media_type="video") == {ids["pan.mp4"]}
+        assert queued(decision="likely_fake") == set() and queued(waited_min=60) == set()
+        assert dave.get("/v1/review/items", params={"media_type": "text"}).status_code == 422
+        got = dave.post("/v1/review/claim", params={"channel": "newsdesk", "media_type": "image"}).json()
+        assert got["upload"]["id"] == ids["astronaut.webp"]  # the most urgent item the filters keep
+        assert dave.post("/v1/review/claim", params={"channel": "newsdesk"}).status_code == 204  # none left
