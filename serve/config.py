@@ -49,6 +49,7 @@ class EngineConfig(Settings):
 class ReviewConfig(Settings):
     lease_s: float = Field(300, gt=0)  # a claimed item returns to the queue after this ...
     lease_per_media_s: float = Field(2.0, ge=0)  # ... plus this per second of its media (a 30-minute video: +1 h)
+    amend_s: float = Field(600, ge=0)  # a reviewer may change their own decision this long after making it
     queue_decisions: list[Decision] = ["likely_fake", "review"]  # Verdict decisions that need a person
     evidence_crops: int = Field(4, ge=0)  # most suspicious face crops kept for reviewers
     evidence_gap_s: float = Field(3.0, ge=0)  # evidence moments at least this far apart (shorter clips: less)

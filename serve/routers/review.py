@@ -80,6 +80,15 @@ def decide(item_id: ItemId, body: ReviewDecision, service: ServiceDep, reviewer:
     return public_item(service.store.review.decide(item_id, reviewer.name, body.label, body.reason, body.version))
 
 
+@router.post("/v1/review/items/{item_id}/amend", response_model=ReviewItem, responses=documented(404, 409))
+def amend(item_id: ItemId, body: ReviewDecision, service: ServiceDep, reviewer: Reviewer):
+    """Change your own decision within `review.amend_s` of making it, at its current `version`, while no
+    escalation or appeal came of it; audited with what it was (409 otherwise)."""
+    found(service.store.review.get(item_id), "review item")
+    return public_item(service.store.review.amend(item_id, reviewer.name, body.label, body.reason, body.version,
+                                                  service.cfg.review.amend_s))
+
+
 @router.get("/v1/review/items/{item_id}/audit", response_model=list[dict], responses=documented(404))
 def audit(item_id: ItemId, service: ServiceDep, _: Reviewer):
     """Everything that happened to the item's upload, oldest first: append-only."""
@@ -100,12 +109,13 @@ def evidence(upload_id: UploadId, name: Annotated[str, PathParam(pattern=r"^(cro
 @router.get("/v1/review/settings")
 def settings(service: ServiceDep, caller: Reviewer) -> dict:
     """Who the caller is, each model's `review` and `likely_fake` thresholds (for charts), the
-    deployment's preset reasons (keys 1-9), and how long a claim lasts."""
+    deployment's preset reasons (keys 1-9), how long a claim lasts and how long a decision can be amended."""
     scorer = service.engine.scorer
     bundles = {"visual": scorer.visual, "audio": scorer.audio}
     return {"reviewer": caller.name,
             "thresholds": {modality: b[1].thresholds.model_dump() for modality, b in bundles.items() if b},
-            "preset_reasons": service.cfg.review.preset_reasons, "lease_s": service.cfg.review.lease_s}
+            "preset_reasons": service.cfg.review.preset_reasons, "lease_s": service.cfg.review.lease_s,
+            "amend_s": service.cfg.review.amend_s}
 
 
 # The page loads only its own script, styles, evidence and media: nothing injected can run or call out,

@@ -71,13 +71,22 @@ function mineRow(it) {
   return openable(tr, it.id);
 }
 
+function recentRow(it) {
+  const tr = el("tr", {className: "item", title: `reopen item #${it.id} to amend your decision`}, el("td", {textContent: it.id}),
+    el("td", {textContent: it.filename || it.upload_id.slice(0, 8)}), el("td", {textContent: it.label}));
+  return openable(tr, it.id);
+}
+
 async function refresh() {
   const open = current?.detail.item.id;
-  const [pending, held, item] = await Promise.all([api(`/v1/review/items?state=pending&${filtered()}`),
-    api("/v1/review/items?state=claimed&mine=true"), open ? api(`/v1/review/items/${open}`) : null]);
+  const [pending, held, decided, item] = await Promise.all([api(`/v1/review/items?state=pending&${filtered()}`),
+    api("/v1/review/items?state=claimed&mine=true"), api("/v1/review/items?state=decided&mine=true&limit=500"),
+    open ? api(`/v1/review/items/${open}`) : null]);
   mine = held;
   $("queue").replaceChildren(...pending.map(queueRow));
   $("mine").replaceChildren(...held.map(mineRow));
+  const recent = decided.filter(amendable).sort((a, b) => secs(b.decided_at) - secs(a.decided_at));
+  $("recent").replaceChildren(...recent.map(recentRow));
   $("count").textContent = `${pending.length} pending`;
   $("mine-count").textContent = `(${held.length} held)`;
   if (item && current?.detail.item.id === open) updateItem(item.item);  // someone else may have claimed or decided it
@@ -89,6 +98,9 @@ async function refresh() {
 const leased = (item) => item.state === "claimed" && secs(item.lease_until) > now();
 const holds = (item) => leased(item) && item.reviewer === settings.reviewer;
 const claimable = (item) => item.state === "pending" || (item.state === "claimed" && !leased(item));
+// my own decision, recent enough to change (the server also refuses one an escalation or appeal came of)
+const amendable = (item) => item.state === "decided" && item.reviewer === settings.reviewer && item.label !== "escalated"
+  && now() - secs(item.decided_at) < settings.amend_s;
 
 function stateOf(item) {  // what the open item is now, in words
   if (item.state === "decided") return `decided: ${item.label} by ${item.reviewer}`;
@@ -100,7 +112,8 @@ function updateItem(item) {  // the open item as the server has it now
   current.detail.item = {...current.detail.item, ...item};
   $("item-state").textContent = `read-only, ${stateOf(item)}`;
   $("claim-this").disabled = !claimable(item);
-  if (current.held !== holds(item)) setHeld(holds(item));
+  const may = holds(item) || (current.amend && amendable(item));  // an amendment's window may close meanwhile
+  if (current.held !== may) setHeld(may);
 }
 
 async function renewAll() {  // while this page is visible, the leases I hold do not run out
@@ -147,10 +160,11 @@ function setHeld(held) {
 
 async function show(detail) {
   const {item, upload, evidence} = detail;
-  const held = holds(item);
-  current = {detail, held};
+  const amend = amendable(item);
+  const held = holds(item) || amend;  // an amendment decides again, as a claim does
+  current = {detail, held, amend};
   chosen = null;
-  $("reason").value = sessionStorage.getItem(kept("draft", item.id)) || "";  // this item's draft, no other's
+  $("reason").value = sessionStorage.getItem(kept("draft", item.id)) || (amend ? item.reason : "");  // this item's draft, no other's
   history.replaceState(null, "", `#item=${item.id}`);  // a reload opens it again
   $("item-state").textContent = `read-only, ${stateOf(item)}`;
   $("claim-this").disabled = !claimable(item);
@@ -170,7 +184,7 @@ async function show(detail) {
   $("appeal").classList.toggle("hidden", !appeal && !escalation);
   $("detection-buttons").classList.toggle("hidden", !!appeal);
   $("appeal-buttons").classList.toggle("hidden", !appeal);
-  document.querySelector("button[data-label=escalated]").classList.toggle("hidden", !!escalation);  // the last word
+  document.querySelector("button[data-label=escalated]").classList.toggle("hidden", !!escalation || amend);  // the last word
   if (appeal) {
     const d = appeal.first_decision;
     $("appeal").textContent = `Appeal: "${appeal.reason}". First decision: ${d.label} by ${d.reviewer}, "${d.reason}".`;
@@ -181,6 +195,7 @@ async function show(detail) {
   setHeld(held);
   tick();
   markOpen();
+  if (amend) say(`item #${item.id}: you decided ${item.label}; choose again to amend (audited)`);
   await Promise.all([showMedia(upload), showEvidence(evidence)]);
 }
 
@@ -423,7 +438,8 @@ async function decide(label) {
   const id = current.detail.item.id;
   let item;
   try {
-    item = await post(`/v1/review/items/${id}/decision`, {label, reason, version: current.detail.item.version});
+    const how = current.amend ? "amend" : "decision";
+    item = await post(`/v1/review/items/${id}/${how}`, {label, reason, version: current.detail.item.version});
   } catch (e) {  // stale, or no longer mine: the page says what the item is now and stops offering to decide
     const now = (await api(`/v1/review/items/${id}`)).item;
     if (current?.detail.item.id === id) updateItem(now);
@@ -456,7 +472,7 @@ function onKey(ev) {
   if (ev.target.closest("input, textarea, select, [contenteditable]")) { if (ev.key === "Escape") ev.target.blur(); return; }
   if (ev.ctrlKey || ev.metaKey || ev.altKey || $("zoom").open || $("keys").open) return;
   const labels = current?.detail.appeal ? {u: "upheld", o: "overturned"}
-    : current?.detail.escalation ? {f: "confirmed_fake", c: "cleared"} : {f: "confirmed_fake", c: "cleared", e: "escalated"};
+    : current?.detail.escalation || current?.amend ? {f: "confirmed_fake", c: "cleared"} : {f: "confirmed_fake", c: "cleared", e: "escalated"};
   const media = player && player.tagName !== "IMG";
   const action = labels[ev.key] ? () => Promise.resolve(choose(labels[ev.key])).catch(fail)
     : ev.key === "n" ? () => next().catch(fail)

@@ -164,6 +164,33 @@ class ReviewItems(Repository):
                 queue_webhook(c, up, event_name, {"upload": public_upload(up), "review": public_item(item)}, now)
         return item
 
+    def amend(self, item_id: int, reviewer: str, label: str, reason: str, version: int, window_s: float) -> dict:
+        """Change a decision `reviewer` made at most `window_s` ago (the item at `version`), while nothing came
+        of it yet (no escalation or appeal opened from it); the audit trail keeps what it was. Conflict when
+        not theirs, stale, too late or followed up."""
+        now = time.time()
+        with self.engine.begin() as c:
+            before = _item(c, item_id)
+            if label not in LABELS.get(before["kind"], ()) or label == "escalated":
+                raise Conflict(f"a decision on a {before['kind']} item is amended to one of "
+                               f"{[x for x in LABELS.get(before['kind'], ()) if x != 'escalated']}, not {label!r}")
+            followed = sa.select(review_items.c.id).where(review_items.c.appeal_of == item_id).exists()
+            done = c.execute(review_items.update().where(
+                (review_items.c.id == item_id) & (review_items.c.state == "decided") & (review_items.c.reviewer == reviewer)
+                & (review_items.c.version == version) & (review_items.c.decided_at >= now - window_s)
+                & (review_items.c.label != "escalated") & ~followed).values(
+                label=label, reason=reason, version=review_items.c.version + 1))  # decided_at stays: the window does not restart
+            if done.rowcount != 1:
+                raise Conflict(f"only your own decision of the last {window_s / 60:g} minutes, at its current version, "
+                               "with no escalation or appeal opened from it, can be amended")
+            item = _item(c, item_id)
+            record(c, item["upload_id"], reviewer, "amended", {"from": {"label": before["label"], "reason": before["reason"]},
+                                                                "label": label, "reason": reason}, now, item_id)
+            up = row(c.execute(sa.select(uploads).where(uploads.c.id == item["upload_id"])).first())
+            if up["callback_url"]:
+                queue_webhook(c, up, "review.amended", {"upload": public_upload(up), "review": public_item(item)}, now)
+        return item
+
     def renew(self, item_id: int, reviewer: str, version: int, lease_s: float, per_media_s: float = 0.0) -> dict:
         """Extend the lease of an item the reviewer holds at `version` as `claim` sets it (the version stays);
         Conflict when stale, not theirs, or the lease already ran out."""

@@ -21,8 +21,8 @@ SHOTS = ROOT / "out" / "test-artifacts"
 PRESETS = ["lips lag the voice", "genuine recording"]
 UPLOADS = ["talk.webm", "spread.webm", "sweep.wav", "photo.jpg", "appeal.jpg", "keys.png", "held1.webp", "held2.bmp",
            "look.gif", "policy.webm", "policy.wav", "policy.jpg", "draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg",
-           "stale1.jpg", "stale2.jpg", "reload.webm", "senior.jpg"]  # each test takes its own
-PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg", "senior.jpg"]
+           "stale1.jpg", "stale2.jpg", "reload.webm", "senior.jpg", "amend.jpg"]  # each test takes its own
+PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg", "senior.jpg", "amend.jpg"]
 
 
 @pytest.fixture(scope="module")
@@ -439,3 +439,29 @@ def test_filters_narrow_the_queue_and_the_next_item_and_survive_a_reload(page_of
     expect(page.locator("#f-media_type")).to_have_value("audio")
     page.locator("#mine tr.item button", has_text="Release").click()  # for the other tests' items
     expect(page.locator("#mine tr.item")).to_have_count(0)
+
+
+def test_a_recent_decision_reopens_from_recent_and_is_amended(page_of, workbench):
+    page = page_of("carol")
+    claim(page, "amend.jpg")
+    decide_by_keys(page, "looks genuine", "c")
+    recent = page.locator("#recent tr.item", has_text="amend.jpg")
+    expect(recent).to_contain_text("cleared")
+    recent.click()
+    expect(page.locator("#readonly")).to_be_hidden()  # my own decision, inside the window: I may choose again
+    expect(page.locator("#reason")).to_have_value("looks genuine")
+    expect(page.locator("button[data-label=escalated]")).to_be_hidden()
+    decide_by_keys(page, "blending seam at the jaw on a second look", "f")
+    expect(recent).to_contain_text("confirmed_fake")
+    item_id = workbench_item(workbench, "amend.jpg")
+    events = httpx.get(f"{workbench.url}/v1/review/items/{item_id}/audit", headers={"X-API-Key": KEYS["carol"]}).json()
+    (amended,) = [e for e in events if e["action"] == "amended"]
+    assert amended["detail"]["from"]["label"] == "cleared" and amended["detail"]["label"] == "confirmed_fake"
+
+
+def workbench_item(server, name: str) -> int:
+    """The review item of an upload of the workbench, by its file name."""
+    items = httpx.get(f"{server.url}/v1/review/items", params={"state": "decided", "limit": 500},
+                      headers={"X-API-Key": KEYS["admin"]}).json()
+    (item,) = [i for i in items if i["upload_id"] == server.ids[name]]
+    return item["id"]

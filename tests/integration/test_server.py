@@ -394,3 +394,30 @@ def test_the_queue_and_the_next_claim_keep_to_the_reviewers_filters(server, medi
         got = dave.post("/v1/review/claim", params={"channel": "newsdesk", "media_type": "image"}).json()
         assert got["upload"]["id"] == ids["astronaut.webp"]  # the most urgent item the filters keep
         assert dave.post("/v1/review/claim", params={"channel": "newsdesk"}).status_code == 204  # none left
+
+
+def test_a_reviewer_amends_a_recent_decision_once_nothing_came_of_it(server, media_dir):
+    ups = [upload(server, media_dir / n, data={"metadata": json.dumps({"channel": "amend"})}).json()["id"]
+           for n in ("astronaut.gif", "astronaut.jpg")]
+    for up in ups:
+        scored(server, up)
+    with server.as_("carol") as carol, server.as_("bob") as bob:
+        decided = []
+        for label in ("cleared", "escalated"):
+            got = carol.post("/v1/review/claim", params={"channel": "amend"}).json()["item"]
+            decided.append(carol.post(f"/v1/review/items/{got['id']}/decision",
+                                      json={"label": label, "reason": "first look", "version": got["version"]}).json())
+        item, escalated = decided
+        body = {"label": "confirmed_fake", "reason": "the jaw seam, seen on a second look", "version": item["version"]}
+        assert bob.post(f"/v1/review/items/{item['id']}/amend", json=body).status_code == 409  # not bob's
+        assert carol.post(f"/v1/review/items/{escalated['id']}/amend",
+                          json=body | {"version": escalated["version"]}).status_code == 409  # a senior has it now
+        amended = carol.post(f"/v1/review/items/{item['id']}/amend", json=body)
+        assert amended.status_code == 200 and amended.json()["label"] == "confirmed_fake"
+        assert carol.post(f"/v1/review/items/{item['id']}/amend", json=body).status_code == 409  # stale version now
+        (event,) = [e for e in carol.get(f"/v1/review/items/{item['id']}/audit").json() if e["action"] == "amended"]
+        assert event["actor"] == "carol" and event["detail"]["from"] == {"label": "cleared", "reason": "first look"}
+        with server.api.store.engine.begin() as c:  # eleven minutes later: the window has closed
+            c.execute(review_items.update().where(review_items.c.id == item["id"]).values(decided_at=time.time() - 660))
+        late = carol.post(f"/v1/review/items/{item['id']}/amend", json=body | {"version": amended.json()["version"]})
+        assert late.status_code == 409 and "10 minutes" in late.json()["detail"]
