@@ -227,6 +227,7 @@ function provenance(verdict) {
 async function showMedia(upload) {
   const tag = {video: "video", audio: "audio", image: "img"}[upload.media_type];
   player = el(tag, {id: "player"});
+  $("speed").textContent = "1x";
   const boxes = svg("svg", {id: "boxes"});
   $("stage").replaceChildren(player, boxes);
   if (tag !== "img") Object.assign(player, {controls: true, preload: "auto"});
@@ -372,6 +373,20 @@ function seek(t) {
   if (player && player.tagName !== "IMG") player.currentTime = t;
 }
 
+const SPEEDS = [0.25, 0.5, 1, 1.5, 2];
+const FRAME_S = 1 / 25;  // a frame at 25 fps: browsers do not tell a video's own rate
+
+function step(frames) {  // frame by frame, paused: where a blend flickers
+  player.pause();
+  seek(Math.max(0, player.currentTime + frames * FRAME_S));
+}
+
+function faster(by) {
+  const i = SPEEDS.indexOf(player.playbackRate);
+  player.playbackRate = SPEEDS[Math.min(SPEEDS.length - 1, Math.max(0, (i < 0 ? 2 : i) + by))];
+  $("speed").textContent = `${player.playbackRate}x`;
+}
+
 function seekFromClick(ev) {
   const box = ev.currentTarget.getBoundingClientRect();
   const end = duration(current?.detail.upload.verdict);
@@ -481,7 +496,9 @@ function onKey(ev) {
     : !media ? null
     : ev.key === " " ? () => (player.paused ? player.play() : player.pause())
     : ev.key === "ArrowLeft" ? () => seek(Math.max(0, player.currentTime - 1))
-    : ev.key === "ArrowRight" ? () => seek(player.currentTime + 1) : null;
+    : ev.key === "ArrowRight" ? () => seek(player.currentTime + 1)
+    : ev.key === "," ? () => step(-1) : ev.key === "." ? () => step(1)
+    : ev.key === "[" ? () => faster(-1) : ev.key === "]" ? () => faster(1) : null;
   if (action) {
     ev.preventDefault();  // the key acts once: it is not also typed where focus lands
     action();

@@ -21,7 +21,8 @@ SHOTS = ROOT / "out" / "test-artifacts"
 PRESETS = ["lips lag the voice", "genuine recording"]
 UPLOADS = ["talk.webm", "spread.webm", "sweep.wav", "photo.jpg", "appeal.jpg", "keys.png", "held1.webp", "held2.bmp",
            "look.gif", "policy.webm", "policy.wav", "policy.jpg", "draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg",
-           "stale1.jpg", "stale2.jpg", "reload.webm", "senior.jpg", "amend.jpg"]  # each test takes its own
+           "stale1.jpg", "stale2.jpg", "reload.webm", "senior.jpg", "amend.jpg",
+           "step.webm"]  # each test takes its own
 PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg", "senior.jpg", "amend.jpg"]
 
 
@@ -31,7 +32,7 @@ def workbench(bundles, media_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("workbench")
     face = samples.astronaut()
     samples.write_video(tmp / "talk.webm", samples.moving_crop(face, 100), fps=10, audio=samples.chirp(10.0))
-    for name in ("spread.webm", "reload.webm"):
+    for name in ("spread.webm", "reload.webm", "step.webm"):
         (tmp / name).write_bytes((tmp / "talk.webm").read_bytes())
     samples.write_video(tmp / "policy.webm", samples.moving_crop(face, 30), fps=10, audio=samples.chirp(3.0))
     samples.write_audio(tmp / "sweep.wav", samples.chirp(4.0))
@@ -465,3 +466,23 @@ def workbench_item(server, name: str) -> int:
                       headers={"X-API-Key": KEYS["admin"]}).json()
     (item,) = [i for i in items if i["upload_id"] == server.ids[name]]
     return item["id"]
+
+
+def test_video_steps_frame_by_frame_and_slows_down_by_keys(page_of, workbench):
+    page = page_of("bob")
+    claim(page, "step.webm")
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    page.evaluate("player.currentTime = 2")
+    page.wait_for_function("!player.seeking")
+    page.locator("#player").blur()  # keys go to the page, not the player's own controls
+    page.keyboard.press(".")
+    page.wait_for_function("Math.abs(player.currentTime - 2.04) < 0.005 && player.paused")  # one frame on
+    page.keyboard.press(",")
+    page.keyboard.press(",")
+    page.wait_for_function("Math.abs(player.currentTime - 1.96) < 0.005")
+    page.keyboard.press("[")
+    expect(page.locator("#speed")).to_have_text("0.5x")
+    assert page.evaluate("player.playbackRate") == 0.5
+    page.keyboard.press("]")
+    page.keyboard.press("]")
+    expect(page.locator("#speed")).to_have_text("1.5x")
