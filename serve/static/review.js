@@ -196,7 +196,7 @@ async function show(detail) {
   tick();
   markOpen();
   if (amend) say(`item #${item.id}: you decided ${item.label}; choose again to amend (audited)`);
-  await Promise.all([showMedia(upload), showEvidence(evidence)]);
+  await Promise.all([showMedia(upload), showEvidence(evidence, upload.verdict)]);
 }
 
 function why(verdict) {  // each model's score against its own thresholds: which one flagged the upload
@@ -245,8 +245,26 @@ async function showMedia(upload) {
   } catch (e) { say(`media: ${e.message}`); }
 }
 
-function showEvidence(evidence) {
-  return Promise.all([...evidence].sort((a, b) => a.t - b.t).map(async (e) => {
+function flaggedBy(verdict) {  // the models whose score reached their own review threshold
+  return new Set((verdict?.models || []).filter(({modality, thresholds}) => (verdict[modality]?.score ?? -1) >= thresholds.review)
+    .map(({modality}) => modality));
+}
+
+function voiceMoment(s) {  // a voice window as evidence: its time and score; a click seeks there
+  const caption = `${s.start.toFixed(1)}-${s.end.toFixed(1)} s · ${s.score.toFixed(3)} · voice`;
+  const fig = el("figure", {className: "evidence voice-moment", tabIndex: 0, title: "seek here and play"},
+    el("div", {className: "wave", style: `background:${heat(s.score)}`}), el("figcaption", {textContent: caption}));
+  fig.onclick = () => { seek(s.start); player.play(); };
+  fig.onkeydown = (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); ev.stopPropagation(); fig.onclick(); } };
+  return fig;
+}
+
+function showEvidence(evidence, verdict) {  // from the model that flagged the upload: face crops, voice windows, or both
+  const by = flaggedBy(verdict);
+  const voice = by.has("audio") ? (verdict.audio.segments || []).filter((s) => s.score !== null)
+    .sort((a, b) => b.score - a.score).slice(0, 4).sort((a, b) => a.start - b.start).map(voiceMoment) : [];
+  const faces = by.has("visual") || !voice.length ? evidence : [];
+  return Promise.all([...faces].sort((a, b) => a.t - b.t).map(async (e) => {
     const img = el("img", {alt: `face ${e.track + 1} at ${e.t} s`});
     img.src = URL.createObjectURL(await api(e.url));  // evidence needs the key: fetched, not linked
     const caption = `${e.t.toFixed(1)} s · ${e.score.toFixed(3)} · face ${e.track + 1}`;
@@ -254,7 +272,7 @@ function showEvidence(evidence) {
     fig.onclick = () => enlarge(e, caption, img.src);
     fig.onkeydown = (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); ev.stopPropagation(); fig.onclick(); } };
     return fig;
-  })).then((figs) => $("evidence").replaceChildren(...figs));
+  })).then((figs) => $("evidence").replaceChildren(...voice, ...figs));
 }
 
 async function enlarge(e, caption, cropSrc) {

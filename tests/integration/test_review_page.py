@@ -128,6 +128,7 @@ def test_queue_shows_columns_opens_read_only_and_claims(page_of, workbench):
     page.click("#claim-this")
     expect(page.locator("button[data-label=confirmed_fake]")).to_be_enabled()
     expect(page.locator("#mine tr.item", has_text="look.gif")).to_have_count(1)
+    page.screenshot(path=str(SHOTS / "review_queue.png"))
 
 
 def test_video_player_and_chart_follow_each_other_with_faces_boxed(page_of, workbench):
@@ -486,3 +487,35 @@ def test_video_steps_frame_by_frame_and_slows_down_by_keys(page_of, workbench):
     page.keyboard.press("]")
     page.keyboard.press("]")
     expect(page.locator("#speed")).to_have_text("1.5x")
+
+
+def test_a_video_flagged_by_its_voice_shows_voice_moments_as_evidence(browser, bundles, tmp_path):
+    """The face model's thresholds out of reach, the voice model's at 0: the voice alone flags the clip."""
+    import shutil
+
+    visual, audio = tmp_path / "visual", tmp_path / "audio"
+    for src, dst, thresholds in ((bundles[0], visual, {"likely_fake": 0.9999, "review": 0.999}),
+                                 (bundles[1], audio, {"likely_fake": 0.9999, "review": 0.0})):
+        shutil.copytree(src, dst)
+        meta = json.loads((dst / "bundle.json").read_text())
+        (dst / "bundle.json").write_text(json.dumps(meta | {"thresholds": thresholds}))
+    samples.write_video(tmp_path / "voiced.webm", samples.moving_crop(samples.astronaut(), 60), fps=10,
+                        audio=samples.chirp(6.0))
+    server = Server(server_config((visual, audio), tmp_path), tmp_path).start()
+    try:
+        upload(server, tmp_path / "voiced.webm")
+        page = review_page(browser, server, "alice")
+        claim(page, "voiced.webm")
+        expect(page.locator("#why")).to_have_text(re.compile(r"^face \d\.\d{3} < review 0\.999 · voice \d\.\d{3} >= "))
+        moments = page.locator("#evidence figure.voice-moment")
+        expect(moments.first).to_be_visible()
+        assert page.locator("#evidence img").count() == 0  # no face crops: the face model did not flag it
+        caption = moments.first.locator("figcaption").text_content()
+        start = float(caption.split("-")[0])
+        moments.first.click()
+        page.wait_for_function(f"player.currentTime >= {start} - 0.05")
+        page.evaluate("player.pause()")
+        page.screenshot(path=str(SHOTS / "review_video_voice.png"))
+        page.close()
+    finally:
+        server.kill()
