@@ -519,3 +519,48 @@ def test_a_video_flagged_by_its_voice_shows_voice_moments_as_evidence(browser, b
         page.close()
     finally:
         server.kill()
+
+
+def test_fifty_mixed_items_worked_by_keyboard_alone_are_each_filed_as_meant(browser, bundles, tmp_path):
+    """n, a label key, the reason typed, Ctrl+Enter: fifty times over photos, clips and voice notes; each
+    decision lands on the item it was typed for (the reason names the file)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    face = samples.astronaut()
+    samples.write_video(tmp_path / "clip.webm", samples.moving_crop(face, 10), fps=10, audio=samples.chirp(1.0))
+    samples.write_audio(tmp_path / "note.wav", samples.chirp(1.5))
+    samples.write_image(tmp_path / "photo.png", face)
+    kinds = ["photo.png"] * 30 + ["clip.webm"] * 10 + ["note.wav"] * 10
+    names = []
+    for i, kind in enumerate(kinds):
+        stem, ext = kind.split(".")
+        names.append(f"k{i:02d}_{'fake' if i % 3 == 0 else 'real'}_{stem}.{ext}")
+        (tmp_path / names[-1]).write_bytes((tmp_path / kind).read_bytes())
+    cfg = server_config(bundles, tmp_path, review={"queue_decisions": ["likely_fake", "review", "clear", "no_signal"]})
+    server = Server(cfg, tmp_path).start()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: upload(server, tmp_path / n), names))
+        page = review_page(browser, server, "alice")
+        shown = ""
+        for _ in names:
+            page.keyboard.press("n")
+            expect(page.locator("#detail")).to_be_visible()
+            expect(page.locator("#item-id")).not_to_have_text(shown)  # the next item is open, not the last one
+            expect(page.locator("#readonly")).to_be_hidden()
+            shown, name = page.locator("#item-id").text_content(), page.locator("#file-name").text_content()
+            page.keyboard.press("f" if "_fake_" in name else "c")  # no reason yet: the reason box takes the keys
+            expect(page.locator("#reason")).to_be_focused()
+            page.keyboard.type(f"checked {name}")
+            page.keyboard.press("Control+Enter")
+            expect(page.locator("#status")).to_contain_text(": confirmed_fake" if "_fake_" in name else ": cleared")
+            expect(page.locator("#detail")).to_be_hidden()
+        page.close()
+        decided = httpx.get(f"{server.url}/v1/review/items", params={"state": "decided", "limit": 500},
+                            headers={"X-API-Key": KEYS["admin"]}).json()
+        assert len(decided) == len(names)
+        for item in decided:
+            assert item["reason"] == f"checked {item['filename']}"  # typed for this very item
+            assert item["label"] == ("confirmed_fake" if "_fake_" in item["filename"] else "cleared")
+    finally:
+        server.kill()
