@@ -310,18 +310,28 @@ function series(verdict) {
   return (verdict?.visual?.faces || []).map((f) => ({name: `face ${f.track + 1} (${f.score.toFixed(3)})`, points: f.frames}));
 }
 
+function yRange(lines, thresholds) {  // the score axis zoomed around what is drawn: the scores and the thresholds
+  const vs = [...lines.flatMap((s) => s.points.map((p) => p.score)), ...Object.values(thresholds)];
+  if (!vs.length) return [0, 1];
+  const lo = Math.min(...vs), hi = Math.max(...vs), pad = Math.max(0.05, (hi - lo) * 0.1);
+  return [Math.max(0, lo - pad), Math.min(1, hi + pad)];
+}
+
 function drawCharts(verdict) {
-  const end = duration(verdict), H = 170, top = 8, bottom = 148;
-  const yOf = (p) => bottom - p * (bottom - top);
+  const end = duration(verdict), top = 8, bottom = 148;
+  const thresholds = settings.thresholds[verdict?.media_type === "audio" ? "audio" : "visual"] || {};
+  const lines = series(verdict);
+  const [lo, hi] = yRange(lines, thresholds);
+  const yOf = (p) => bottom - ((p - lo) / (hi - lo)) * (bottom - top);
   const chart = $("timeline");
   chart.replaceChildren();
-  for (const p of [0, 0.25, 0.5, 0.75, 1]) {
+  for (let i = 0; i <= 4; i++) {
+    const p = lo + (i / 4) * (hi - lo);
     chart.append(svg("line", {x1: L, x2: W - R, y1: yOf(p), y2: yOf(p), stroke: "#eee"}),
-      svg("text", {x: L - 4, y: yOf(p) + 4, "text-anchor": "end", class: "tick-y"}, p.toFixed(2)));
+      svg("text", {x: L - 4, y: yOf(p) + 4, "text-anchor": "end", class: "tick-y"}, p.toFixed(hi - lo < 0.4 ? 3 : 2)));
   }
   chart.append(svg("text", {x: 10, y: (top + bottom) / 2, transform: `rotate(-90 10 ${(top + bottom) / 2})`, "text-anchor": "middle"}, "score"));
   timeAxis(chart, end, bottom);
-  const thresholds = settings.thresholds[verdict?.media_type === "audio" ? "audio" : "visual"] || {};
   let labelY = -Infinity;  // equal thresholds: labels one under the other
   for (const [name, t] of Object.entries(thresholds)) {
     labelY = Math.max(yOf(t) + 4, labelY + 13);
@@ -329,7 +339,6 @@ function drawCharts(verdict) {
       "stroke-dasharray": "5 3", class: "threshold"}),
       svg("text", {x: W - R + 4, y: labelY, class: "threshold-label"}, `${name.replace("_", " ")} ${t.toFixed(3)}`));
   }
-  const lines = series(verdict);
   lines.forEach((s, i) => {
     const pts = s.points.map((p) => `${xOf(p.t, end)},${yOf(p.score)}`).join(" ");
     chart.append(svg("polyline", {class: "track", fill: "none", stroke: COLOURS[i % COLOURS.length], "stroke-width": 2, points: pts}));

@@ -507,6 +507,8 @@ def test_a_video_flagged_by_its_voice_shows_voice_moments_as_evidence(browser, b
         page = review_page(browser, server, "alice")
         claim(page, "voiced.webm")
         expect(page.locator("#why")).to_have_text(re.compile(r"^face \d\.\d{3} < review 0\.999 · voice \d\.\d{3} >= "))
+        ticks = [float(t) for t in page.locator("#timeline .tick-y").all_text_contents()]
+        assert 0.3 < ticks[0] < 0.5 < 0.999 <= ticks[-1] <= 1  # zoomed around the scores (0.5) and thresholds
         moments = page.locator("#evidence figure.voice-moment")
         expect(moments.first).to_be_visible()
         assert page.locator("#evidence img").count() == 0  # no face crops: the face model did not flag it
