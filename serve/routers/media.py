@@ -11,7 +11,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from serve.deps import Reviewer, ServiceDep, UploadId, authorize
 from serve.service import Service
@@ -69,6 +69,27 @@ def _viewer(upload_id: UploadId, service: ServiceDep, token: Annotated[str | Non
             or not found[1] & {"review", "admin"}
             or not hmac.compare_digest(sig, _sign(found[0], name, upload_id, int(expires)))):
         raise HTTPException(403, "this media link is invalid or expired: open the item again")
+
+
+@router.get("/{upload_id}/sound.png", response_class=Response, responses={404: {"description": "no bytes or no sound"}})
+def sound(upload_id: UploadId, service: ServiceDep, _: Reviewer):
+    """The upload's waveform over its spectrogram (0-8 kHz), spanning its duration; drawn once, kept with its
+    evidence (erased with it)."""
+    from detector.frontend.media import MediaError
+    from serve.sound import sound_picture
+
+    up, path = _upload_bytes(service, upload_id)
+    kept = service.files.evidence(upload_id) / "sound.png"
+    if not kept.is_file():
+        if up["media_type"] == "image":
+            raise HTTPException(404, "a photo has no sound")
+        try:
+            picture = sound_picture(path)
+        except (MediaError, ValueError) as e:
+            raise HTTPException(404, f"no sound to draw: {e}") from None
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(picture)
+    return Response(kept.read_bytes(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/{upload_id}", response_class=FileResponse, dependencies=[Depends(_viewer)],

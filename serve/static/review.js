@@ -196,7 +196,7 @@ async function show(detail) {
   tick();
   markOpen();
   if (amend) say(`item #${item.id}: you decided ${item.label}; choose again to amend (audited)`);
-  await Promise.all([showMedia(upload), showEvidence(evidence, upload.verdict)]);
+  await Promise.all([showMedia(upload), showEvidence(evidence, upload.verdict), showSound(upload)]);
 }
 
 function why(verdict) {  // each model's score against its own thresholds: which one flagged the upload
@@ -350,6 +350,16 @@ function drawCharts(verdict) {
     el("span", {className: "meta", textContent: lines.length ? "click a chart to seek" : "no face found"}));
   drawVoice(verdict, end);
   drawPlayhead();
+}
+
+async function showSound(upload) {  // waveform over spectrogram, drawn by the server on the charts' time axis
+  const img = $("sound");
+  img.classList.add("hidden");
+  if (upload.media_type === "image" || !upload.verdict?.audio?.segments?.length) return;
+  const picture = await api(`/v1/review/media/${upload.id}/sound.png`).catch(() => null);
+  if (current?.detail.upload.id !== upload.id || !picture) return;
+  img.src = URL.createObjectURL(picture);
+  img.classList.remove("hidden");
 }
 
 function drawVoice(verdict, end) {
@@ -563,5 +573,9 @@ window.addEventListener("pagehide", () => {  // a reload or a closed tab: the op
 });
 $("timeline").onclick = seekFromClick;
 $("voice").onclick = seekFromClick;
+$("sound").onclick = (ev) => {  // the picture spans the plot area only
+  const box = ev.currentTarget.getBoundingClientRect();
+  seek(((ev.clientX - box.left) / box.width) * duration(current?.detail.upload.verdict));
+};
 document.addEventListener("keydown", onKey);
 if (key) start().catch((e) => say(e.message));

@@ -184,7 +184,12 @@ def test_audio_only_item_gets_a_player_and_voice_chart_but_no_faces(page_of, wor
     expect(page.locator("#legend .legend-item")).to_have_text("voice")
     assert page.locator("#timeline .threshold-label").all_text_contents() == ["likely fake 1.000", "review 1.000"]
     expect(page.locator("#voice rect.segment").first).to_be_visible()
-    fits_the_screen(page, ["#player", "#timeline", "#voice", "#reason", "button[data-label=cleared]"])
+    expect(page.locator("#sound")).to_be_visible()  # waveform over spectrogram, under the voice band
+    page.wait_for_function("document.getElementById('sound').naturalWidth > 0")
+    box = page.locator("#sound").bounding_box()  # a click on it seeks: three quarters of the way in
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
+    page.wait_for_function("Math.abs(player.currentTime / player.duration - 0.75) < 0.05")
+    fits_the_screen(page, ["#player", "#timeline", "#voice", "#sound", "#reason", "button[data-label=cleared]"])
     page.screenshot(path=str(SHOTS / "review_audio.png"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from conftest import KEYS, Caller, Server, in_process_server, server_config
 from prometheus_client.parser import text_string_to_metric_families
@@ -421,3 +423,25 @@ def test_a_reviewer_amends_a_recent_decision_once_nothing_came_of_it(server, med
             c.execute(review_items.update().where(review_items.c.id == item["id"]).values(decided_at=time.time() - 660))
         late = carol.post(f"/v1/review/items/{item['id']}/amend", json=body | {"version": amended.json()["version"]})
         assert late.status_code == 409 and "10 minutes" in late.json()["detail"]
+
+
+def test_a_reviewer_gets_a_picture_of_the_sound_and_none_for_a_photo(server, media_dir):
+    from PIL import Image
+
+    from serve.sound import SPEC_H, WAVE_H, WIDTH
+
+    ids = {n: upload(server, media_dir / n).json()["id"] for n in ("chirp.wav", "astronaut.png", "silent.mp4")}
+    for i in ids.values():
+        scored(server, i)
+    with server.as_("alice") as alice:
+        r = alice.get(f"/v1/review/media/{ids['chirp.wav']}/sound.png")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        picture = Image.open(io.BytesIO(r.content))
+        assert picture.size == (WIDTH, WAVE_H + SPEC_H)
+        spec = np.asarray(picture.convert("L"))[WAVE_H:]
+        rising = [spec[:, x].argmax() for x in (WIDTH // 10, WIDTH // 2, 9 * WIDTH // 10)]  # the chirp's pitch
+        assert rising[0] > rising[1] > rising[2]  # rows count down from 8 kHz: a rising tone climbs
+        assert alice.get(f"/v1/review/media/{ids['astronaut.png']}/sound.png").status_code == 404
+        assert alice.get(f"/v1/review/media/{ids['silent.mp4']}/sound.png").status_code == 404
+    with server.as_("uploader") as c:
+        assert c.get(f"/v1/review/media/{ids['chirp.wav']}/sound.png").status_code == 403
