@@ -22,7 +22,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from detector.training.audio_data import augment, fit_length, through_codec
+from detector.training.audio_data import augment, fit_length
 from detector.bundle import BundleMeta, save_bundle
 from detector.config import AudioConfig
 from detector.foundations import Part
@@ -32,7 +32,6 @@ from detector.frontend.media import MediaError, load_audio
 from detector.metrics import by_video
 from detector.models import create_model
 from detector.recipes.loso import held_out_row, write_table
-from detector.recipes import tts_spoofs
 from detector.recipes.operating import fit_operating_point, stamp
 
 WINDOW = 64_600  # 4 s at 16 kHz, as scoring cuts long audio
@@ -40,10 +39,7 @@ AUDIO = AudioConfig(window_s=WINDOW / 16_000, hop_s=WINDOW / 32_000)  # how the 
 # chosen by the mean leave-one-page-out EER (bench/voice_features.py, docs/models.md): Whisper's second
 # block (its last alone was no better than the speaker encoder), strong regularisation, every (source,
 # label) cell weighing the same, so the big pages do not decide what "spoof" means
-# Options, off in the shipped recipe: `tts_spoofs` Piper utterances added as spoofs of their own source
-# (detector/recipes/tts_spoofs.py; skipped when Piper is not installed), and `codec_twin`: every
-# training window (both classes alike) also through MP3 at a random rate and bitrate
-RECIPE = dict(features=("whisper_mid", "hstats", "bands", "mel"), C=0.0003, windows=4, tts_spoofs=0, codec_twin=False)
+RECIPE = dict(features=("whisper_mid", "hstats", "bands", "mel"), C=0.0003, windows=4)
 
 
 def corpus(data: str | Path) -> list[tuple[str, int, str]]:
@@ -92,23 +88,13 @@ def self_vocode(wave: np.ndarray, rng: np.random.Generator, sample_rate: int = 1
     return torch.istft(mag * phase, n_fft, hop, window=window, length=len(wave)).numpy().astype(np.float32)
 
 
-def mp3_twin(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The window through MP3 at 16, 22.05 or 24 kHz and 24-96 kbps, as tortoise-tts's pages came."""
-    rate = int(rng.choice([16_000, 22_050, 24_000]))
-    return through_codec(wave, "mp3", "libmp3lame", int(rng.integers(24, 97)) * 1000, rate)
-
-
 @torch.inference_mode()
-def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0,
-             codec_twin: bool = False) -> dict[str, np.ndarray]:
+def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Per file: `windows` training windows (the first clean, the rest augmented), two self-vocoded
     spoofs (clean, augmented) of a bona fide file's first window, and every window that scoring
-    would score (`scored`: clean, cut and voice-gated as `deepfake-detect score` cuts a file).
-    `codec_twin`: every training window also through MP3 (`twin`; its own generator, so the other
-    windows are those of a run without it)."""
+    would score (`scored`: clean, cut and voice-gated as `deepfake-detect score` cuts a file)."""
     rng = np.random.default_rng(seed)
-    twin_rng = np.random.default_rng(seed + 1)
-    parts = {k: [] for k in ("X", "y", "source", "item", "vocoded", "scored", "twin")}
+    parts = {k: [] for k in ("X", "y", "source", "item", "vocoded", "scored")}
     for i, (path, label, src) in enumerate(rows):
         try:
             wave = load_audio(path)
@@ -125,15 +111,12 @@ def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0,
             fake = self_vocode(batch[0], rng)
             vocoded = [fake, augment(fake, rng)]
         scored = [x for _, x in voiced_windows([wave], AUDIO) if x is not None]
-        kinds = [(label, False, False, False)] * windows + [(1, True, False, False)] * len(vocoded)
-        twins = [mp3_twin(w, twin_rng) for w in batch + vocoded] if codec_twin else []
-        kinds += [(y, v, sc, True) for (y, v, sc, _) in kinds] if codec_twin else []
-        batch += vocoded + twins + scored
-        kinds += [(label, False, True, False)] * len(scored)
+        batch += vocoded + scored
+        kinds = [(label, False, False)] * windows + [(1, True, False)] * len(vocoded) + [(label, False, True)] * len(scored)
         x = torch.from_numpy(np.stack(batch))
         parts["X"].append(torch.cat([net.embed(chunk) for chunk in x.split(32)]).numpy())  # a long file: many windows
-        for (y, v, sc, tw) in kinds:
-            parts["y"].append(y), parts["vocoded"].append(v), parts["scored"].append(sc), parts["twin"].append(tw)
+        for (y, v, sc) in kinds:
+            parts["y"].append(y), parts["vocoded"].append(v), parts["scored"].append(sc)
         parts["source"] += [src] * len(batch)
         parts["item"] += [i] * len(batch)
         if (i + 1) % 100 == 0:
@@ -173,9 +156,8 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
     net = create_model("voice_probe", features=r["features"]).eval()
     parts = load_pretrained(net)
     rows = corpus(data)
-    rows += tts_spoofs.synthesize(out / "tts_spoofs", r["tts_spoofs"])  # after the corpus: its windows stay the same
     print(f"voice corpus: {len(rows)} files", flush=True)
-    f = features(net, rows, r["windows"], codec_twin=r["codec_twin"])
+    f = features(net, rows, r["windows"])
     cells = cells_of(f)
     sources = sorted(set(f["source"].tolist()))  # one class only (a page of spoofs): counts, no AUC
     table, pooled = [], {"logits": [], "labels": [], "items": []}
