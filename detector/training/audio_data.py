@@ -21,16 +21,11 @@ _CODECS = (("mp3", "libmp3lame", (24_000, 64_000)), ("ipod", "aac", (24_000, 64_
 def reencode(wave: np.ndarray, rng: np.random.Generator, sample_rate: int = 16_000) -> np.ndarray:
     """Through MP3, AAC or Opus at a random bitrate and back, as uploads are."""
     fmt, codec, (lo, hi) = _CODECS[rng.integers(len(_CODECS))]
-    rate = 48_000 if codec == "libopus" else sample_rate
-    return through_codec(wave, fmt, codec, int(rng.integers(lo, hi)), rate, sample_rate)
-
-
-def through_codec(wave: np.ndarray, fmt: str, codec: str, bit_rate: int, rate: int, sample_rate: int = 16_000) -> np.ndarray:
-    """Encoded by `codec` at `bit_rate` and `rate` Hz (resampled to it and back), decoded, same length."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
+        rate = 48_000 if codec == "libopus" else sample_rate
         stream = out.add_stream(codec, rate=rate)
-        stream.layout, stream.bit_rate = "mono", bit_rate
+        stream.layout, stream.bit_rate = "mono", int(rng.integers(lo, hi))
         frame = av.AudioFrame.from_ndarray(wave.reshape(1, -1).astype(np.float32), format="fltp", layout="mono")
         frame.sample_rate = sample_rate
         resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
