@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException  # FastAPI's is a subclass; routi
 
 from serve import metrics
 from serve.config import ServeConfig
-from serve.routers import health, media, reports, review, uploads
+from serve.routers import health, media, models, reports, review, uploads
 from serve.schemas import documented, error_response
 from serve.service import Service
 from serve.store.tables import Conflict
@@ -48,7 +48,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
                          generate_unique_id_function=lambda route: route.name)  # operation ids: the routes' names
     app.state.service = service
     app.add_middleware(metrics.Measure)
-    for resource in (uploads, review, media, reports, health):
+    for resource in (uploads, review, media, reports, models, health):
         app.include_router(resource.router)
 
     @app.exception_handler(HTTPException)

@@ -1,4 +1,4 @@
-"""`deepfake-detect serve` and `deepfake-detect api-key`: registered through the
+"""`deepfake-detect serve`, `api-key`, `dataset`, `report` and `model`: registered through the
 `deepfake_detect.commands` entry point, so the detector package never imports the server."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 from detector.cli import BadValue, command, console, whole
 from detector.config import ConfigError
@@ -167,4 +168,50 @@ def report_cmd(args: argparse.Namespace) -> int:
         console.print(f"wrote {args.out}")
     else:
         print(text, end="")
+    return 0
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("action", choices=["list", "register", "promote", "rollback"],
+                   help="list the registry; register BUNDLE as a candidate; promote VERSION; rollback MODALITY")
+    p.add_argument("target", nargs="?", help="register: a bundle folder; promote: a version; rollback: visual or audio")
+
+
+@command("model", _model_args,
+         "deepfake-detect model register out/starter/face/bundle --config configs/serve.yaml  # then: model promote VERSION")
+def model_cmd(args: argparse.Namespace) -> int:
+    """The model registry of a server's database: list, register a bundle, promote a version, roll back."""
+    import getpass
+
+    from detector.bundle import bundle_meta
+    from serve.config import load_serve_config
+    from serve.store import Store
+    from serve.store.tables import Conflict
+
+    if not args.config:
+        raise ConfigError("model reads and changes a server's database: name its settings with --config")
+    if args.action != "list" and not args.target:
+        raise ConfigError(f"model {args.action} needs its target: "
+                          + {"register": "a bundle folder", "promote": "a version", "rollback": "visual or audio"}[args.action])
+    store = Store(load_serve_config(args.config).database_url)
+    store.migrate()
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        if args.action == "register":
+            meta = bundle_meta(args.target)  # a folder every server reads: keep it where they all see it
+            m = store.models.register(meta, str(Path(args.target).resolve()), actor)
+        elif args.action == "promote":
+            m = store.models.promote(args.target, actor)
+        elif args.action == "rollback":
+            if args.target not in ("visual", "audio"):
+                raise ConfigError(f"rollback takes visual or audio, not {args.target!r}")
+            m = store.models.rollback(args.target, actor)
+        else:
+            for m in store.models.listed():
+                print(f"{m['modality']}\t{m['version']}\t{m['state']}\t{m['name']}\t{m['path']}")
+            return 0
+    except (LookupError, Conflict) as e:
+        raise ConfigError(str(e)) from None
+    console.print(f"{m['modality']} {m['name']}@{m['version']}: {m['state']}")
     return 0

@@ -36,6 +36,7 @@ class EngineConfig(Settings):
     model_stall_s: float = Field(60, gt=0)  # a model call running longer makes /readyz answer 503 and stops claims
     admission_timeout_s: float = Field(30, gt=0)  # probing an upload's header before it is accepted, at most
     poll_s: float = Field(0.2, gt=0)  # how often an idle engine looks for queued jobs
+    models_poll_s: float = Field(5, gt=0)  # how often it reads the registry's live models (a promotion, a rollback)
     device: str = "auto"
 
     @model_validator(mode="after")

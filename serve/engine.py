@@ -42,20 +42,10 @@ THUMBNAIL_SIDE = 480  # evidence frames, long side in pixels
 class Engine:
     def __init__(self, cfg: ServeConfig, store: Store, files: FileStore):
         self.cfg, self.store, self.files = cfg, store, files
-        e = cfg.engine
-        self.scorer = Scorer(cfg.visual, cfg.audio, e.device, cfg.sampling, cfg.limits, batch_size=e.max_batch_size,
-                             fusion=cfg.fusion, provenance=cfg.provenance, max_wait_ms=e.max_wait_ms)
-        for warning in self.scorer.warnings:
-            log.warning(warning)
-        for name, batches in (("visual", self.scorer.crops), ("audio", self.scorer.windows)):
-            if batches:
-                batches.on_batch = metrics.BATCH_SIZE.labels(name).observe
-        faces = self.scorer.settings.faces  # workers run on the CPU; the models keep the accelerator
-        settings = self.scorer.settings.model_copy(update={
-            "thumbnail_side": THUMBNAIL_SIDE, "faces": faces and faces.model_copy(update={"device": "cpu"})})
-        self.scanner = Scanner(settings, e.workers, e.job_timeout_s)
-        # the API's check of an upload's header: in a worker too, so that no upload can hang or crash the server
-        self.admission = Scanner(settings, 2, e.admission_timeout_s, fn=probe_only)
+        self._register()
+        self.bundles = self._live()
+        self.scorer = self._scorer(self.bundles)
+        self.scanner, self.admission = self._scanners(self.scorer)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.in_flight: dict[str, dict] = {}  # upload id -> job row
         self._lock = threading.Lock()
@@ -64,6 +54,57 @@ class Engine:
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}  # ?wait= callers
         self._hand = ThreadPoolExecutor(2, thread_name_prefix="hand")  # off the scanner's result thread
         self._thread = threading.Thread(target=self._claim_loop, daemon=True, name="claim")
+
+    def _register(self) -> None:
+        """The configured bundles into the registry: live where their modality has no live model yet."""
+        from detector.bundle import bundle_meta, resolve_bundle
+
+        for modality, choice in (("visual", self.cfg.visual), ("audio", self.cfg.audio)):
+            if (folder := resolve_bundle(choice, modality)) is not None:
+                self.store.models.register(bundle_meta(folder), str(choice), "server", live_if_none=True)
+
+    def _live(self) -> dict[str, str | None]:
+        """The bundle of each modality the config turns on: the registry's live one."""
+        live = self.store.models.live()
+        chosen = {"visual": self.cfg.visual, "audio": self.cfg.audio}
+        return {m: live[m]["path"] if choice and m in live else choice for m, choice in chosen.items()}
+
+    def _scorer(self, bundles: dict[str, str | None]) -> Scorer:
+        e, cfg = self.cfg.engine, self.cfg
+        scorer = Scorer(bundles["visual"], bundles["audio"], e.device, cfg.sampling, cfg.limits, batch_size=e.max_batch_size,
+                        fusion=cfg.fusion, provenance=cfg.provenance, max_wait_ms=e.max_wait_ms)
+        for warning in scorer.warnings:
+            log.warning(warning)
+        for name, batches in (("visual", scorer.crops), ("audio", scorer.windows)):
+            if batches:
+                batches.on_batch = metrics.BATCH_SIZE.labels(name).observe
+        for model in scorer.models:
+            metrics.MODEL.labels(model.modality).info({"name": model.name, "version": model.version})
+        return scorer
+
+    def _scanners(self, scorer: Scorer) -> tuple[Scanner, Scanner]:
+        """Workers that read uploads as `scorer`'s bundles need, and the API's check of an upload's header
+        (in a worker too, so that no upload can hang or crash the server)."""
+        e = self.cfg.engine
+        faces = scorer.settings.faces  # workers run on the CPU; the models keep the accelerator
+        settings = scorer.settings.model_copy(update={
+            "thumbnail_side": THUMBNAIL_SIDE, "faces": faces and faces.model_copy(update={"device": "cpu"})})
+        return Scanner(settings, e.workers, e.job_timeout_s), Scanner(settings, 2, e.admission_timeout_s, fn=probe_only)
+
+    def _switch(self, bundles: dict[str, str | None]) -> None:
+        """Score new jobs with the registry's live bundles; what the old scorer and readers hold finishes on
+        them, and they close once every such job has passed its deadline."""
+        scorer = self._scorer(bundles)
+        old = [self.scorer]
+        if scorer.settings != self.scorer.settings:  # other crops or sound windows: readers to match
+            scanner, admission = self._scanners(scorer)
+            old += [self.scanner, self.admission]
+            self.scanner, self.admission = scanner, admission
+        self.scorer, self.bundles = scorer, bundles
+        log.info("now scoring with %s", ", ".join(f"{m.modality} {m.name}@{m.version}" for m in scorer.models))
+        closer = threading.Timer(self.cfg.engine.job_deadline_s, lambda: [part.close() for part in old])
+        closer.daemon = True
+        closer.start()
 
     def start(self) -> None:
         self._thread.start()
@@ -114,10 +155,14 @@ class Engine:
 
     def _claim_loop(self) -> None:
         e = self.cfg.engine
-        renewed = 0.0
+        renewed = looked = 0.0
         while not self._stop.is_set():
             try:
                 self._expire()
+                if time.monotonic() - looked > e.models_poll_s:  # a promotion or rollback, here or on another server
+                    looked = time.monotonic()
+                    if (live := self._live()) != self.bundles:
+                        self._switch(live)
                 free = e.max_in_flight - len(self.in_flight)
                 jobs, exhausted = [], []
                 if free > 0 and not self.stalled():  # a hung model: leave the queue to healthy servers

@@ -40,8 +40,6 @@ class Service:
         for state in ("pending", "claimed"):
             metrics.REVIEW_ITEMS.labels(state).set_function(lambda state=state: self.store.review.count(state))
         metrics.REVIEW_OLDEST.set_function(lambda: time.time() - (self.store.review.oldest_pending() or time.time()))
-        for model in self.engine.scorer.models:
-            metrics.MODEL.labels(model.modality).info({"name": model.name, "version": model.version})
 
     def stop(self) -> None:
         for part in (self.sweeper, self.sender, self.engine):

@@ -1,5 +1,6 @@
-"""Jobs, Verdicts, the review queue, audit events, API keys and webhook deliveries, in SQL: a repository
-per table (`store.uploads`, `store.review`, `store.audit`, `store.keys`, `store.webhooks`).
+"""Jobs, Verdicts, the review queue, audit events, API keys, webhook deliveries and the model registry, in
+SQL: a repository per table (`store.uploads`, `store.review`, `store.audit`, `store.keys`, `store.webhooks`,
+`store.models`).
 
 SQLite (WAL) by default, PostgreSQL by `database_url`; the schema comes from the Alembic
 migrations in serve/migrations. Work is claimed with `FOR UPDATE SKIP LOCKED` where the database
@@ -17,6 +18,7 @@ from sqlalchemy import event
 
 from serve.store.audit import AuditLog
 from serve.store.keys import ApiKeys
+from serve.store.models import Models
 from serve.store.tables import READ_ONLY
 from serve.store.review import ReviewItems
 from serve.store.uploads import Uploads
@@ -49,6 +51,7 @@ class Store:
         self.audit = AuditLog(self.engine)
         self.keys = ApiKeys(self.engine)
         self.webhooks = Webhooks(self.engine)
+        self.models = Models(self.engine)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (serialised across servers on PostgreSQL)."""

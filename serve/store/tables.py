@@ -71,6 +71,20 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.Float),
 )
 
+models = sa.Table(  # the model registry: every bundle used or proposed
+    "models", metadata,
+    sa.Column("version", sa.String(32), primary_key=True),  # the bundle's weights hash
+    sa.Column("modality", sa.String(16), nullable=False),  # visual | audio
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),  # the bundle folder as every server reads it ("starter")
+    sa.Column("parent", sa.String(32)),  # the version it replaced or was fine-tuned from
+    sa.Column("data", sa.JSON, nullable=False),  # what it learned from (the bundle's training record)
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # live | candidate | retired
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("changed_at", sa.Float, nullable=False),
+)
+
 webhooks = sa.Table(
     "webhooks", metadata,
     sa.Column("id", sa.String(32), primary_key=True),  # the event id receivers de-duplicate on

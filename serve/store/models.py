@@ -1,0 +1,77 @@
+"""The model registry: every bundle a server used or was offered, by version (weights hash), with its
+state: `live` (scores uploads; one per modality), `candidate` (registered, not scoring) or `retired`.
+Promotion and rollback change states in one transaction and are audited; servers sharing the database
+switch to the live versions they read (serve/engine.py)."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from detector.bundle import BundleMeta
+from serve.store.audit import record
+from serve.store.tables import Conflict, Repository, models, row
+
+
+class Models(Repository):
+    def register(self, meta: BundleMeta, path: str, actor: str, live_if_none: bool = False) -> dict:
+        """Add a bundle as a candidate (live when `live_if_none` and its modality has no live model yet);
+        a version already registered is left as it is."""
+        now = time.time()
+        with self.engine.begin() as c:
+            found = row(c.execute(sa.select(models).where(models.c.version == meta.version)).first())
+            if found:
+                return found
+            live = c.execute(sa.select(models.c.version).where(
+                (models.c.modality == meta.modality) & (models.c.state == "live"))).scalar()
+            state = "live" if live_if_none and live is None else "candidate"
+            c.execute(models.insert().values(
+                version=meta.version, modality=meta.modality, name=meta.name or meta.family, path=path, parent=live,
+                data=meta.training, metrics=meta.metrics, state=state, created_at=now, changed_at=now))
+            record(c, None, actor, "model_registered", {"version": meta.version, "modality": meta.modality,
+                                                        "path": path, "state": state}, now)
+        return self.get(meta.version)
+
+    def get(self, version: str) -> dict | None:
+        return self.one(sa.select(models).where(models.c.version == version))
+
+    def listed(self) -> list[dict]:
+        return self.all(sa.select(models).order_by(models.c.modality, models.c.created_at))
+
+    def live(self) -> dict[str, dict]:
+        """The live model of each modality."""
+        return {m["modality"]: m for m in self.all(sa.select(models).where(models.c.state == "live"))}
+
+    def promote(self, version: str, actor: str) -> dict:
+        """Make `version` its modality's live model; the one it replaces is retired (and becomes its parent)."""
+        now = time.time()
+        with self.engine.begin() as c:
+            new = row(c.execute(sa.select(models).where(models.c.version == version)).first())
+            if new is None:
+                raise LookupError(f"no model {version!r} in the registry (register its bundle first)")
+            if new["state"] == "live":
+                raise Conflict(f"{version} is live already")
+            old = c.execute(sa.select(models.c.version).where(
+                (models.c.modality == new["modality"]) & (models.c.state == "live"))).scalar()
+            c.execute(models.update().where(models.c.version == old).values(state="retired", changed_at=now))
+            c.execute(models.update().where(models.c.version == version).values(
+                state="live", parent=old or new["parent"], changed_at=now))
+            record(c, None, actor, "model_promoted", {"version": version, "modality": new["modality"], "replaced": old}, now)
+        return self.get(version)
+
+    def rollback(self, modality: str, actor: str) -> dict:
+        """Put back the model the live one replaced (its parent); the live one is retired."""
+        live = self.live().get(modality)
+        if live is None or not live["parent"] or self.get(live["parent"]) is None:
+            raise Conflict(f"no earlier {modality} model to roll back to")
+        now = time.time()
+        with self.engine.begin() as c:
+            done = c.execute(models.update().where((models.c.version == live["version"]) & (models.c.state == "live"))
+                             .values(state="retired", changed_at=now))
+            if done.rowcount != 1:
+                raise Conflict("the live model changed meanwhile: look again")
+            c.execute(models.update().where(models.c.version == live["parent"]).values(state="live", changed_at=now))
+            record(c, None, actor, "model_rolled_back", {"modality": modality, "from": live["version"],
+                                                         "to": live["parent"]}, now)
+        return self.get(live["parent"])

@@ -1,0 +1,79 @@
+"""The model registry on a real server: a bundle registered from the command line, promoted over the API
+while uploads keep arriving (each scored once, by one model or the other), rolled back; audited."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import torch
+from conftest import KEYS, Server, server_config
+
+from detector.bundle import BundleMeta, Thresholds, bundle_meta, save_bundle
+from detector.cli import main
+from detector.models import create_model
+from serve.store import Store
+from serve.store.tables import audit_events
+
+pytestmark = pytest.mark.slow
+
+
+def photo_version(server: Server, photo) -> str:
+    """Upload the photo, wait for its Verdict: the visual model version that scored it."""
+    r = httpx.post(f"{server.url}/v1/uploads", params={"wait": 60}, headers={"X-API-Key": KEYS["uploader"]},
+                   files={"file": (photo.name, photo.read_bytes())}, timeout=90)
+    verdict = r.json()["verdict"]
+    return {m["modality"]: m["version"] for m in verdict["models"]}["visual"]
+
+
+def test_register_promote_under_load_and_roll_back(bundles, media_dir, tmp_path):
+    torch.manual_seed(1)  # another network: another version
+    net = create_model("timm", backbone="resnet10t")
+    candidate = save_bundle(tmp_path / "candidate", net, BundleMeta(
+        family="timm", model={"backbone": "resnet10t"}, input_size=64, mean=net.mean.flatten().tolist(),
+        std=net.std.flatten().tolist(), thresholds=Thresholds(likely_fake=0.99, review=0.0), name="candidate-face"))
+    live, new = bundle_meta(bundles[0]).version, bundle_meta(candidate).version
+    server = Server(server_config(bundles, tmp_path, engine={"models_poll_s": 0.5}), tmp_path).start()
+    config = tmp_path / f"serve-{server.port}.yaml"
+    admin = httpx.Client(base_url=server.url, headers={"X-API-Key": KEYS["admin"]}, timeout=30)
+    photo = media_dir / "astronaut.jpg"
+    try:
+        assert photo_version(server, photo) == live
+        assert main(["model", "register", str(candidate), "--config", str(config)]) == 0
+        states = {m["version"]: m["state"] for m in admin.get("/v1/models").json()}
+        assert states[live] == "live" and states[new] == "candidate"  # registered, not scoring
+        assert photo_version(server, photo) == live
+
+        with ThreadPoolExecutor(4) as pool:  # uploads arriving while the server switches
+            during = [pool.submit(photo_version, server, photo) for _ in range(12)]
+            promoted = admin.post(f"/v1/models/{new}/promote")
+            assert promoted.status_code == 200 and promoted.json()["parent"] == live
+            versions = [f.result() for f in during]
+        assert set(versions) <= {live, new} and len(versions) == 12  # every one scored, by one model or the other
+        deadline = time.monotonic() + 30
+        while photo_version(server, photo) != new:
+            assert time.monotonic() < deadline, "the server did not switch to the promoted model"
+
+        assert admin.post(f"/v1/models/{new}/promote").status_code == 409  # live already
+        assert main(["model", "rollback", "visual", "--config", str(config)]) == 0
+        deadline = time.monotonic() + 30
+        while photo_version(server, photo) != live:
+            assert time.monotonic() < deadline, "the server did not roll back"
+        states = {m["version"]: m["state"] for m in admin.get("/v1/models").json()}
+        assert states == {live: "live", new: "retired", bundle_meta(bundles[1]).version: "live"}
+
+        store = Store(server.cfg["database_url"])
+        with store.engine.connect() as c:
+            done = c.execute(sa.select(audit_events.c.actor, audit_events.c.action).where(
+                audit_events.c.action.like("model_%")).order_by(audit_events.c.id)).all()
+            scored = c.execute(sa.text("SELECT upload_id, count(*) FROM audit_events WHERE action = 'scored' "
+                                       "GROUP BY upload_id")).all()
+        assert [a for _, a in done][-3:] == ["model_registered", "model_promoted", "model_rolled_back"]
+        assert ("admin", "model_promoted") in done
+        assert scored and all(n == 1 for _, n in scored)  # no upload scored twice across the switches
+    finally:
+        admin.close()
+        server.kill()
