@@ -18,6 +18,12 @@ class Models(Repository):
     def register(self, meta: BundleMeta, path: str, actor: str, live_if_none: bool = False) -> dict:
         """Add a bundle as a candidate (live when `live_if_none` and its modality has no live model yet);
         a version already registered is left as it is."""
+        try:
+            return self._register(meta, path, actor, live_if_none)
+        except sa.exc.IntegrityError:  # another server registered it at that moment (replicas starting together)
+            return self.get(meta.version)
+
+    def _register(self, meta: BundleMeta, path: str, actor: str, live_if_none: bool) -> dict:
         now = time.time()
         with self.engine.begin() as c:
             found = row(c.execute(sa.select(models).where(models.c.version == meta.version)).first())

@@ -77,3 +77,32 @@ def test_register_promote_under_load_and_roll_back(bundles, media_dir, tmp_path)
     finally:
         admin.close()
         server.kill()
+
+
+def test_two_replicas_on_postgresql_switch_together(bundles, media_dir, tmp_path, pg_url):
+    torch.manual_seed(2)
+    net = create_model("timm", backbone="resnet10t")
+    candidate = save_bundle(tmp_path / "candidate", net, BundleMeta(
+        family="timm", model={"backbone": "resnet10t"}, input_size=64, mean=net.mean.flatten().tolist(),
+        std=net.std.flatten().tolist(), thresholds=Thresholds(likely_fake=0.99, review=0.0)))
+    shared = {"database_url": pg_url, "store_dir": str(tmp_path / "store"), "engine": {"models_poll_s": 0.5}}
+    with ThreadPoolExecutor(2) as pool:  # started together: both register the same configured bundles
+        servers = list(pool.map(lambda c: Server(c, tmp_path).start(), [server_config(bundles, tmp_path, **shared)
+                                                                          for _ in range(2)]))
+    photo = media_dir / "astronaut.jpg"
+    try:
+        config = tmp_path / f"serve-{servers[0].port}.yaml"
+        assert main(["model", "register", str(candidate), "--config", str(config)]) == 0
+        new = bundle_meta(candidate).version
+        r = httpx.post(f"{servers[1].url}/v1/models/{new}/promote", headers={"X-API-Key": KEYS["admin"]})
+        assert r.status_code == 200
+        for server in servers:  # the promotion, made through one, reaches both (each says what it scores with)
+            deadline = time.monotonic() + 30
+            while f'version="{new}"' not in httpx.get(f"{server.url}/metrics",
+                                                       headers={"X-API-Key": KEYS["prometheus"]}).text:
+                assert time.monotonic() < deadline, f"{server.url} did not switch"
+                time.sleep(0.2)  # polling a server's state, not racing a timeout
+        assert photo_version(servers[0], photo) == new
+    finally:
+        for server in servers:
+            server.kill()
