@@ -173,15 +173,17 @@ def report_cmd(args: argparse.Namespace) -> int:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
-    p.add_argument("action", choices=["list", "register", "promote", "rollback"],
-                   help="list the registry; register BUNDLE as a candidate; promote VERSION; rollback MODALITY")
-    p.add_argument("target", nargs="?", help="register: a bundle folder; promote: a version; rollback: visual or audio")
+    p.add_argument("action", choices=["list", "register", "shadow", "compare", "promote", "rollback"],
+                   help="list the registry; register BUNDLE as a candidate; shadow VERSION beside the live model; "
+                        "compare VERSION with it on reviewed uploads (JSON); promote VERSION; rollback MODALITY")
+    p.add_argument("target", nargs="?", help="register: a bundle folder; shadow, compare, promote: a version; "
+                                             "rollback: visual or audio")
 
 
 @command("model", _model_args,
          "deepfake-detect model register out/starter/face/bundle --config configs/serve.yaml  # then: model promote VERSION")
 def model_cmd(args: argparse.Namespace) -> int:
-    """The model registry of a server's database: list, register a bundle, promote a version, roll back."""
+    """The model registry of a server's database: list, register a bundle, shadow it, compare, promote, roll back."""
     import getpass
 
     from detector.bundle import bundle_meta
@@ -193,7 +195,8 @@ def model_cmd(args: argparse.Namespace) -> int:
         raise ConfigError("model reads and changes a server's database: name its settings with --config")
     if args.action != "list" and not args.target:
         raise ConfigError(f"model {args.action} needs its target: "
-                          + {"register": "a bundle folder", "promote": "a version", "rollback": "visual or audio"}[args.action])
+                          + ("a bundle folder" if args.action == "register" else
+                             "visual or audio" if args.action == "rollback" else "a version"))
     store = Store(load_serve_config(args.config).database_url)
     store.migrate()
     actor = f"cli:{getpass.getuser()}"
@@ -203,6 +206,15 @@ def model_cmd(args: argparse.Namespace) -> int:
             m = store.models.register(meta, str(Path(args.target).resolve()), actor)
         elif args.action == "promote":
             m = store.models.promote(args.target, actor)
+        elif args.action == "shadow":
+            m = store.models.shadow(args.target, actor)
+        elif args.action == "compare":
+            import json
+
+            from serve.shadow import compare
+
+            print(json.dumps(compare(store, args.target), indent=2))
+            return 0
         elif args.action == "rollback":
             if args.target not in ("visual", "audio"):
                 raise ConfigError(f"rollback takes visual or audio, not {args.target!r}")

@@ -37,6 +37,7 @@ class EngineConfig(Settings):
     admission_timeout_s: float = Field(30, gt=0)  # probing an upload's header before it is accepted, at most
     poll_s: float = Field(0.2, gt=0)  # how often an idle engine looks for queued jobs
     models_poll_s: float = Field(5, gt=0)  # how often it reads the registry's live models (a promotion, a rollback)
+    shadow_share: float = Field(1.0, ge=0, le=1)  # uploads a shadow model also scores (recorded only), a share
     device: str = "auto"
 
     @model_validator(mode="after")

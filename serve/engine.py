@@ -45,6 +45,7 @@ class Engine:
         self._register()
         self.bundles = self._live()
         self.scorer = self._scorer(self.bundles)
+        self.shadow = self._shadow(self.bundles)
         self.scanner, self.admission = self._scanners(self.scorer)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.in_flight: dict[str, dict] = {}  # upload id -> job row
@@ -64,10 +65,39 @@ class Engine:
                 self.store.models.register(bundle_meta(folder), str(choice), "server", live_if_none=True)
 
     def _live(self) -> dict[str, str | None]:
-        """The bundle of each modality the config turns on: the registry's live one."""
-        live = self.store.models.live()
+        """The bundle of each modality the config turns on: the registry's live one; and its shadow, if any
+        (keys `shadow_visual`, `shadow_audio`)."""
+        live, shadow = self.store.models.live(), self.store.models.live("shadow")
         chosen = {"visual": self.cfg.visual, "audio": self.cfg.audio}
-        return {m: live[m]["path"] if choice and m in live else choice for m, choice in chosen.items()}
+        return {m: live[m]["path"] if choice and m in live else choice for m, choice in chosen.items()} | {
+            f"shadow_{m}": shadow[m]["path"] if choice and m in shadow else None for m, choice in chosen.items()}
+
+    def _shadow(self, bundles: dict[str, str | None]) -> Scorer | None:
+        """The shadow models' scorer (only their modalities), or None."""
+        if not (bundles["shadow_visual"] or bundles["shadow_audio"]):
+            return None
+        e, cfg = self.cfg.engine, self.cfg
+        return Scorer(bundles["shadow_visual"], bundles["shadow_audio"], e.device, cfg.sampling, cfg.limits,
+                      batch_size=e.max_batch_size, max_wait_ms=e.max_wait_ms)
+
+    def _shadowed(self, upload_id: str) -> bool:
+        """Whether this upload is in the share a shadow model scores (the same answer on every server)."""
+        return int(upload_id[:8], 16) < self.cfg.engine.shadow_share * 16**8
+
+    def _shadow_record(self, upload_id: str, shadow: Scorer, record: Verdict | ErrorRecord) -> None:
+        """Keep each shadow model's score of the upload and the decision its own thresholds give; nothing else."""
+        if not isinstance(record, Verdict):
+            log.info("shadow scoring of upload %s failed: %s", upload_id, record.error.get("message", "")[:200])
+            return
+        for m in shadow.models:
+            result = record.visual if m.modality == "visual" else record.audio
+            s = result.score if result else None
+            decision = None if s is None else ("likely_fake" if s >= m.thresholds.likely_fake
+                                               else "review" if s >= m.thresholds.review else "clear")
+            try:
+                self.store.models.record_shadow(upload_id, m.version, m.modality, s, decision)
+            except Exception:  # a shadow's score is never worth a job: logged, and the job goes on
+                log.exception("recording the shadow score of upload %s", upload_id)
 
     def _scorer(self, bundles: dict[str, str | None]) -> Scorer:
         e, cfg = self.cfg.engine, self.cfg
@@ -92,16 +122,23 @@ class Engine:
         return Scanner(settings, e.workers, e.job_timeout_s), Scanner(settings, 2, e.admission_timeout_s, fn=probe_only)
 
     def _switch(self, bundles: dict[str, str | None]) -> None:
-        """Score new jobs with the registry's live bundles; what the old scorer and readers hold finishes on
-        them, and they close once every such job has passed its deadline."""
-        scorer = self._scorer(bundles)
-        old = [self.scorer]
-        if scorer.settings != self.scorer.settings:  # other crops or sound windows: readers to match
-            scanner, admission = self._scanners(scorer)
-            old += [self.scanner, self.admission]
-            self.scanner, self.admission = scanner, admission
-        self.scorer, self.bundles = scorer, bundles
-        log.info("now scoring with %s", ", ".join(f"{m.modality} {m.name}@{m.version}" for m in scorer.models))
+        """Score new jobs with the registry's live (and shadow) bundles; what the old scorers and readers hold
+        finishes on them, and they close once every such job has passed its deadline."""
+        old = []
+        if any(bundles[m] != self.bundles[m] for m in ("visual", "audio")):
+            scorer = self._scorer(bundles)
+            if scorer.settings != self.scorer.settings:  # other crops or sound windows: readers to match
+                old += [self.scanner, self.admission]
+                self.scanner, self.admission = self._scanners(scorer)
+            old.append(self.scorer)
+            self.scorer = scorer
+        if any(bundles[f"shadow_{m}"] != self.bundles[f"shadow_{m}"] for m in ("visual", "audio")):
+            old += [self.shadow] if self.shadow else []
+            self.shadow = self._shadow(bundles)
+        self.bundles = bundles
+        log.info("now scoring with %s%s", ", ".join(f"{m.modality} {m.name}@{m.version}" for m in self.scorer.models),
+                 "; in the shadow: " + ", ".join(f"{m.modality} {m.name}@{m.version}" for m in self.shadow.models)
+                 if self.shadow else "")
         closer = threading.Timer(self.cfg.engine.job_deadline_s, lambda: [part.close() for part in old])
         closer.daemon = True
         closer.start()
@@ -220,6 +257,8 @@ class Engine:
             return
         metrics.STAGE.labels("scan").observe(time.perf_counter() - job["t0"])
         self.scorer.submit(scan, lambda record: self._record(job, scan, record))
+        if (shadow := self.shadow) and scan.error is None and self._shadowed(job["id"]):
+            shadow.submit(scan, lambda record: self._shadow_record(job["id"], shadow, record))
 
     def _worker_died(self, job: dict) -> None:
         """Retry the job elsewhere, up to max_attempts; then it fails with that reason."""

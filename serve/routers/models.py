@@ -40,3 +40,25 @@ def promote(version: Version, service: ServiceDep, admin: Admin) -> dict:
 def rollback(modality: Literal["visual", "audio"], service: ServiceDep, admin: Admin) -> dict:
     """Put back the model the live one replaced; the live one is retired."""
     return public_model(service.store.models.rollback(modality, admin.name))
+
+
+@router.post("/{version}/shadow", responses=documented(404, 409))
+def shadow(version: Version, service: ServiceDep, admin: Admin) -> dict:
+    """Score a share of uploads (`engine.shadow_share`) with this version beside the live model: its scores
+    are recorded, never decide, route or notify."""
+    try:
+        return public_model(service.store.models.shadow(version, admin.name))
+    except LookupError as e:
+        raise HTTPException(404, str(e)) from None
+
+
+@router.get("/{version}/comparison", responses=documented(404))
+def comparison(version: Version, service: ServiceDep, _: Admin) -> dict:
+    """How this (shadow) version did beside the live model on uploads reviewers have decided: AUC, the
+    false-positive rate at the live threshold, decisions it would have changed; per media type and channel."""
+    from serve.shadow import compare
+
+    try:
+        return compare(service.store, version)
+    except LookupError as e:
+        raise HTTPException(404, str(e)) from None

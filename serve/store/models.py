@@ -1,5 +1,6 @@
 """The model registry: every bundle a server used or was offered, by version (weights hash), with its
-state: `live` (scores uploads; one per modality), `candidate` (registered, not scoring) or `retired`.
+state: `live` (scores uploads; one per modality), `shadow` (scores a share of uploads beside the live one,
+recorded in `shadow_scores`, never deciding; one per modality), `candidate` (registered) or `retired`.
 Promotion and rollback change states in one transaction and are audited; servers sharing the database
 switch to the live versions they read (serve/engine.py)."""
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 
 from detector.bundle import BundleMeta
 from serve.store.audit import record
-from serve.store.tables import Conflict, Repository, models, row
+from serve.store.tables import Conflict, Repository, models, row, shadow_scores
 
 
 class Models(Repository):
@@ -45,9 +46,35 @@ class Models(Repository):
     def listed(self) -> list[dict]:
         return self.all(sa.select(models).order_by(models.c.modality, models.c.created_at))
 
-    def live(self) -> dict[str, dict]:
-        """The live model of each modality."""
-        return {m["modality"]: m for m in self.all(sa.select(models).where(models.c.state == "live"))}
+    def live(self, state: str = "live") -> dict[str, dict]:
+        """The live (or `state`: shadow) model of each modality."""
+        return {m["modality"]: m for m in self.all(sa.select(models).where(models.c.state == state))}
+
+    def shadow(self, version: str, actor: str) -> dict:
+        """Score a share of uploads with `version` beside its modality's live model, recorded only; the
+        shadow it replaces goes back to being a candidate."""
+        now = time.time()
+        with self.engine.begin() as c:
+            new = row(c.execute(sa.select(models).where(models.c.version == version)).first())
+            if new is None:
+                raise LookupError(f"no model {version!r} in the registry (register its bundle first)")
+            if new["state"] == "live":
+                raise Conflict(f"{version} is live: a shadow runs beside the live model, not as it")
+            c.execute(models.update().where((models.c.modality == new["modality"]) & (models.c.state == "shadow"))
+                      .values(state="candidate", changed_at=now))
+            c.execute(models.update().where(models.c.version == version).values(state="shadow", changed_at=now))
+            record(c, None, actor, "model_shadowed", {"version": version, "modality": new["modality"]}, now)
+        return self.get(version)
+
+    def record_shadow(self, upload_id: str, version: str, modality: str, score: float | None,
+                      decision: str | None) -> None:
+        """A shadow model's score of an upload (kept once: a job scored again keeps the first)."""
+        try:
+            with self.engine.begin() as c:
+                c.execute(shadow_scores.insert().values(upload_id=upload_id, version=version, modality=modality,
+                                                        score=score, decision=decision, at=time.time()))
+        except sa.exc.IntegrityError:
+            pass
 
     def promote(self, version: str, actor: str) -> dict:
         """Make `version` its modality's live model; the one it replaces is retired (and becomes its parent)."""

@@ -80,9 +80,19 @@ models = sa.Table(  # the model registry: every bundle used or proposed
     sa.Column("parent", sa.String(32)),  # the version it replaced or was fine-tuned from
     sa.Column("data", sa.JSON, nullable=False),  # what it learned from (the bundle's training record)
     sa.Column("metrics", sa.JSON, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, index=True),  # live | candidate | retired
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # live | shadow | candidate | retired
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("changed_at", sa.Float, nullable=False),
+)
+
+shadow_scores = sa.Table(  # a shadow model's score of an upload: recorded, never deciding, routing or notifying
+    "shadow_scores", metadata,
+    sa.Column("upload_id", sa.String(32), primary_key=True),
+    sa.Column("version", sa.String(32), primary_key=True),
+    sa.Column("modality", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float),  # None: nothing of that modality in the upload
+    sa.Column("decision", sa.String(16)),  # by the shadow model's own thresholds
+    sa.Column("at", sa.Float, nullable=False),
 )
 
 webhooks = sa.Table(

@@ -106,3 +106,57 @@ def test_two_replicas_on_postgresql_switch_together(bundles, media_dir, tmp_path
     finally:
         for server in servers:
             server.kill()
+
+
+def test_a_shadow_model_scores_beside_the_live_one_and_is_compared_on_reviewed_uploads(bundles, media_dir, tmp_path):
+    torch.manual_seed(3)
+    net = create_model("timm", backbone="resnet10t")
+    candidate = save_bundle(tmp_path / "candidate", net, BundleMeta(  # its review threshold above its scores (~0.5)
+        family="timm", model={"backbone": "resnet10t"}, input_size=64, mean=net.mean.flatten().tolist(),
+        std=net.std.flatten().tolist(), thresholds=Thresholds(likely_fake=0.9, review=0.6), name="shadow-face"))
+    live, new = bundle_meta(bundles[0]).version, bundle_meta(candidate).version
+    server = Server(server_config(bundles, tmp_path, engine={"models_poll_s": 0.5}), tmp_path).start()
+    config = tmp_path / f"serve-{server.port}.yaml"
+    store = Store(server.cfg["database_url"])
+    photo = media_dir / "astronaut.jpg"
+    try:
+        assert main(["model", "register", str(candidate), "--config", str(config)]) == 0
+        assert main(["model", "shadow", new, "--config", str(config)]) == 0
+
+        def shadowed(upload_id: str) -> bool:
+            with store.engine.connect() as c:
+                return c.execute(sa.text("SELECT count(*) FROM shadow_scores WHERE upload_id = :u"), {"u": upload_id}).scalar() == 1
+
+        def send(channel: str) -> dict:
+            r = httpx.post(f"{server.url}/v1/uploads", params={"wait": 60}, headers={"X-API-Key": KEYS["uploader"]},
+                           files={"file": (photo.name, photo.read_bytes())},
+                           data={"metadata": f'{{"channel": "{channel}"}}'}, timeout=90)
+            return r.json()
+
+        deadline = time.monotonic() + 30
+        while not shadowed(send("warmup")["id"]):  # the server reads the registry every 0.5 s
+            assert time.monotonic() < deadline, "the shadow model never scored"
+        sent = [send(channel) for channel in ("a", "a", "a", "b", "b", "b")]
+        deadline = time.monotonic() + 30
+        while not all(shadowed(u["id"]) for u in sent):  # recorded after the live Verdict, on the batches' thread
+            assert time.monotonic() < deadline, "shadow scores missing"
+            time.sleep(0.1)  # polling the database, not racing a timeout
+        assert all([m["version"] for m in u["verdict"]["models"] if m["modality"] == "visual"] == [live] for u in sent)
+        alice = httpx.Client(base_url=server.url, headers={"X-API-Key": KEYS["alice"]}, timeout=30)
+        ours = {u["id"]: i for i, u in enumerate(sent)}
+        for item in alice.get("/v1/review/items", params={"limit": 500}).json():
+            if item["upload_id"] in ours:
+                got = alice.post(f"/v1/review/items/{item['id']}/claim").json()["item"]
+                label = "confirmed_fake" if ours[item["upload_id"]] % 2 == 0 else "cleared"
+                alice.post(f"/v1/review/items/{item['id']}/decision",
+                           json={"label": label, "reason": "checked", "version": got["version"]}).raise_for_status()
+        alice.close()
+        report = httpx.get(f"{server.url}/v1/models/{new}/comparison", headers={"X-API-Key": KEYS["admin"]}).json()
+        overall = report["overall"]
+        assert (overall["n"], overall["n_fake"], overall["n_real"]) == (6, 3, 3)  # the warm-up was never decided
+        assert overall["decisions_changed"] == 6  # live: review at 0.0; the shadow's own threshold (0.6): clear
+        assert overall["fpr_live"] == overall["fpr_shadow_at_live_threshold"] == 1.0
+        assert set(report["by_channel"]) == {"a", "b"} and report["by_channel"]["a"]["n"] == 3
+        assert set(report["by_media_type"]) == {"image"}
+    finally:
+        server.kill()

@@ -1,4 +1,4 @@
-"""The model registry: every bundle used or proposed, with its state.
+"""The model registry: every bundle used or proposed, with its state; shadow models' scores.
 
 Revision ID: 0006
 Revises: 0005
@@ -25,7 +25,17 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("changed_at", sa.Float, nullable=False),
     )
+    op.create_table(
+        "shadow_scores",
+        sa.Column("upload_id", sa.String(32), primary_key=True),
+        sa.Column("version", sa.String(32), primary_key=True),
+        sa.Column("modality", sa.String(16), nullable=False),
+        sa.Column("score", sa.Float),
+        sa.Column("decision", sa.String(16)),
+        sa.Column("at", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("shadow_scores")
     op.drop_table("models")
