@@ -53,6 +53,11 @@ def _intro(meta: BundleMeta) -> str:
              f"deepfake-detector. Scores are the calibrated probability that a {what} input is synthetic.", "",
              "**Intended use**: ordering uploads for human review. **Not for**: deciding alone that media is fake, "
              "evidence in any dispute, identifying people.", "", f"**Training**: {data}."]
+    if "parent" in t:  # `deepfake-detect finetune`
+        on = t.get("finetuned_on", {})
+        lines += ["", f"**Fine-tuned** from version `{t['parent']}` on {on.get('uploads')} reviewed uploads of "
+                      f"{on.get('uploaders')} uploaders (`{on.get('dataset')}`)"
+                      + (f", mixed with the crops of {', '.join(t['also'])}" if t.get("also") else "") + "."]
     if meta.demo:
         lines += ["", "**Demo model**: trained on generated samples by `deepfake-detect demo`; its scores mean "
                       "nothing for real uploads."]

@@ -47,7 +47,7 @@ class CropDataset(Dataset):
 
     def __getitem__(self, i: int):
         rec = self.records[i]
-        img, label = crop_array(self.cache, rec), rec["label"]
+        img, label = crop_array(rec.get("cache", self.cache), rec), rec["label"]  # `also` caches name their own
         if label == 0 and self.sbi and self.rng.random() < self.sbi:
             lm = np.array(rec["landmarks"]) if rec.get("landmarks") else None
             img, label = self_blend(img, lm, self.rng), 1
@@ -61,12 +61,13 @@ class CropDataModule(L.LightningDataModule):
     def __init__(self, cache: str, batch_size: int = 32, num_workers: int = 2, crop_size: int = 224,
                  balance: bool = True, sbi: float = 0.0, real_only: bool = False, val_split: str = "val",
                  holdout: str | None = None, holdout_split: str | None = None, merge_test: bool = False,
-                 seed: int = 0):
+                 also: list[str] | None = None, seed: int = 0):
         """`sbi`: share of real training crops turned into self-blended fakes; `real_only` drops
         the dataset's own fakes (SBI then makes every fake). Leave-one-source-out: crops whose file
         path matches the regular expression `holdout` (and, with `holdout_split`, are in that split of
         their manifest) are the test split and nothing else is: the manifest's other test crops train,
-        as they do with `merge_test` (the final model)."""
+        as they do with `merge_test` (the final model). `also`: more crop caches whose every crop trains
+        (fine-tuning mixes the public corpora in, so the model does not forget them)."""
         super().__init__()
         self.save_hyperparameters()
         self.datasets: dict[str, CropDataset] = {}
@@ -78,6 +79,8 @@ class CropDataModule(L.LightningDataModule):
             raise FileNotFoundError(f"{h.cache}: no crops; run `deepfake-detect preprocess` first")
         for r in records:
             r["split"] = self._split(r)
+        for extra in h.also or ():
+            records += [r | {"split": "train", "cache": str(extra)} for r in read_index(extra)]
         for split, augment in (("train", True), (h.val_split, False), ("test", False)):
             recs = [r for r in records if r["split"] == split and not (split == "train" and h.real_only and r["label"])]
             self.datasets[split] = CropDataset(h.cache, recs, h.crop_size, augment,

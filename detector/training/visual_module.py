@@ -17,12 +17,17 @@ OWN_FAMILIES = ("caffe_resnet",)  # backbone names that are model families here,
 
 class VisualDetector(BinaryDetector):
     def __init__(self, backbone: str = "efficientnet_b0", pretrained: bool | str = False, drop_rate: float = 0.0,
-                 lr: float = 3e-4, weight_decay: float = 1e-4):
+                 lr: float = 3e-4, weight_decay: float = 1e-4, init_from: str | None = None):
+        """`init_from`: a bundle of this backbone whose weights training starts from (fine-tuning)."""
         super().__init__(lr, weight_decay)
         self.save_hyperparameters()
         self.family = backbone if backbone in OWN_FAMILIES else "timm"
         kwargs = {} if self.family != "timm" else {"backbone": backbone}
         net = create_model(self.family, pretrained=pretrained, drop_rate=drop_rate, **kwargs)
+        if init_from:
+            from detector.bundle import load_bundle
+
+            net.load_state_dict(load_bundle(init_from)[0].state_dict())
         self.net = net.to(memory_format=torch.channels_last)  # ~1.6x faster steps on CPU (bench/batch_size.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

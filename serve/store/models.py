@@ -34,7 +34,8 @@ class Models(Repository):
                 (models.c.modality == meta.modality) & (models.c.state == "live"))).scalar()
             state = "live" if live_if_none and live is None else "candidate"
             c.execute(models.insert().values(
-                version=meta.version, modality=meta.modality, name=meta.name or meta.family, path=path, parent=live,
+                version=meta.version, modality=meta.modality, name=meta.name or meta.family, path=path,
+                parent=meta.training.get("parent") or live,  # what it was fine-tuned from, else what is live now
                 data=meta.training, metrics=meta.metrics, state=state, created_at=now, changed_at=now))
             record(c, None, actor, "model_registered", {"version": meta.version, "modality": meta.modality,
                                                         "path": path, "state": state}, now)

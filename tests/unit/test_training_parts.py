@@ -136,3 +136,23 @@ def test_eer_matches_a_direct_threshold_sweep():
         if best is None or abs(far - frr) < best[0]:
             best = (abs(far - frr), (far + frr) / 2)
     assert eer(y, s) == pytest.approx(best[1], abs=1e-9)
+
+
+def test_a_crop_module_trains_on_every_crop_of_the_caches_it_also_reads(tmp_path):
+    from detector.training.visual_data import CropDataModule
+
+    face = samples.astronaut()
+    caches = []
+    for name, n in (("ours", 6), ("public", 4)):
+        (tmp_path / name).mkdir()
+        paths = [samples.write_image(tmp_path / name / f"{name}{i}.jpg", np.roll(face, 10 * i, 1)) for i in range(n)]
+        rows = [Row(str(p), i % 2, split, f"g{i}", name) for i, (p, split) in
+                enumerate(zip(paths, ["train", "val"] * n))]
+        preprocess(rows, tmp_path / f"cache_{name}", workers=0, crops_as_is=True)
+        caches.append(tmp_path / f"cache_{name}")
+    dm = CropDataModule(str(caches[0]), crop_size=32, also=[str(caches[1])])
+    dm.setup()
+    train = dm.datasets["train"]
+    assert len(train) == 3 + 4 and len(dm.datasets["val"]) == 3  # every public crop trains, none validates
+    x, _, _ = train[len(train) - 1]  # read from the public cache's own folder
+    assert x.shape == (3, 32, 32)
