@@ -10,6 +10,7 @@ let current = null;  // the item open: its detail, and whether I hold it
 let mine = [];  // items I hold
 let chosen = null;  // the label picked, submitted by Ctrl+Enter
 let player = null;  // the <video>, <audio> or <img> of the open item
+let looping = null;  // a voice window played over and over ({start, end}), or null
 let renewedAt = 0;  // when the leases I hold were last renewed (seconds)
 // drafts and playheads are kept per item in this tab's session, so a reload or another item loses neither
 const kept = (kind, id) => `${kind}:${id}`;
@@ -234,6 +235,8 @@ async function showMedia(upload) {
   const id = current.detail.item.id;
   const update = () => { drawPlayhead(); drawBoxes(upload.verdict); };
   for (const ev of ["timeupdate", "seeked", "loadedmetadata", "load"]) player.addEventListener(ev, update);
+  looping = null;
+  player.addEventListener("timeupdate", () => { if (looping && player.currentTime >= looping.end) seek(looping.start); });
   player.addEventListener("loadedmetadata", () => {
     drawCharts(upload.verdict);
     const at = +sessionStorage.getItem(kept("playhead", id));
@@ -254,7 +257,7 @@ function voiceMoment(s) {  // a voice window as evidence: its time and score; a 
   const caption = `${s.start.toFixed(1)}-${s.end.toFixed(1)} s · ${s.score.toFixed(3)} · voice`;
   const fig = el("figure", {className: "evidence voice-moment", tabIndex: 0, title: "seek here and play"},
     el("div", {className: "wave", style: `background:${heat(s.score)}`}), el("figcaption", {textContent: caption}));
-  fig.onclick = () => { seek(s.start); player.play(); };
+  fig.onclick = () => { looping = s; seek(s.start); player.play(); say(`looping ${caption}: l or Space stops`); };
   fig.onkeydown = (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); ev.stopPropagation(); fig.onclick(); } };
   return fig;
 }
@@ -374,6 +377,15 @@ function drawVoice(verdict, end) {
     rect.append(svg("title", {}, label));
     band.append(rect);
   });
+  const yOf = (p) => 28 - p * 22;  // the voice model's own scale and thresholds, over the band
+  for (const [name, t] of Object.entries(settings.thresholds.audio || {})) {
+    band.append(svg("line", {x1: L, x2: W - R, y1: yOf(t), y2: yOf(t), stroke: name === "likely_fake" ? "#c00" : "#e90",
+      "stroke-dasharray": "4 3", class: "voice-threshold"}),
+      svg("text", {x: W - R + 4, y: name === "review" ? 28 : 13, class: "threshold-label"}, `${name.replace("_", " ")} ${t.toFixed(3)}`));
+  }
+  const voiced = segs.filter((s) => s.score !== null);
+  band.append(svg("polyline", {class: "voice-line", fill: "none", stroke: "#000", "stroke-width": 1.5,
+    points: voiced.map((s) => `${xOf((s.start + s.end) / 2, end)},${yOf(s.score)}`).join(" ")}));
   timeAxis(band, end, 32);
   $("voice-legend").replaceChildren(...(segs.length ? [el("span", {}, "voice score: 0 ", el("i", {className: "scale"}), " 1"),
     el("span", {}, el("i", {style: "background:#ccc;height:10px"}), "no speech")] : [el("span", {textContent: "no sound track"})]));
@@ -531,7 +543,8 @@ function onKey(ev) {
     : ev.key === "?" ? () => $("keys").showModal()
     : /^[1-9]$/.test(ev.key) ? () => preset(+ev.key - 1)
     : !media ? null
-    : ev.key === " " ? () => (player.paused ? player.play() : player.pause())
+    : ev.key === " " ? () => { looping = null; return player.paused ? player.play() : player.pause(); }
+    : ev.key === "l" ? () => { looping = null; say("loop stopped"); }
     : ev.key === "ArrowLeft" ? () => seek(Math.max(0, player.currentTime - 1))
     : ev.key === "ArrowRight" ? () => seek(player.currentTime + 1)
     : ev.key === "," ? () => step(-1) : ev.key === "." ? () => step(1)

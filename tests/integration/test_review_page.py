@@ -522,9 +522,15 @@ def test_a_video_flagged_by_its_voice_shows_voice_moments_as_evidence(browser, b
         assert page.locator("#evidence img").count() == 0  # no face crops: the face model did not flag it
         caption = moments.first.locator("figcaption").text_content()
         start = float(caption.split("-")[0])
-        moments.first.click()
-        page.wait_for_function(f"player.currentTime >= {start} - 0.05")
+        page.evaluate(f"window.starts = 0; player.addEventListener('seeked', () => "
+                      f"{{ if (Math.abs(player.currentTime - {start}) < 0.05) window.starts++; }})")
+        moments.first.click()  # plays that window over and over: back to its start at its end
+        page.wait_for_function("window.starts >= 2", timeout=20_000)
+        page.keyboard.press("l")
+        expect(page.locator("#status")).to_have_text("loop stopped")
         page.evaluate("player.pause()")
+        expect(page.locator("#voice line.voice-threshold")).to_have_count(2)  # the voice model's own thresholds
+        expect(page.locator("#voice polyline.voice-line")).to_have_count(1)
         page.screenshot(path=str(SHOTS / "review_video_voice.png"))
         page.close()
     finally:
