@@ -62,7 +62,11 @@ class Engine:
 
         for modality, choice in (("visual", self.cfg.visual), ("audio", self.cfg.audio)):
             if (folder := resolve_bundle(choice, modality)) is not None:
-                self.store.models.register(bundle_meta(folder), str(choice), "server", live_if_none=True)
+                model = self.store.models.register(bundle_meta(folder), str(choice), "server", live_if_none=True)
+                if model["state"] != "live":  # the registry decides: say so where a changed config would surprise
+                    log.warning("the configured %s bundle %s (%s) is a %s in the model registry, which scores with its "
+                                "live model; promote it with `deepfake-detect model promote %s`", modality, choice,
+                                model["version"], model["state"], model["version"])
 
     def _live(self) -> dict[str, str | None]:
         """The bundle of each modality the config turns on: the registry's live one; and its shadow, if any
