@@ -52,7 +52,8 @@ function queueRow(it) {
     el("td", {className: it.kind === "detection" ? "" : "appeal", textContent: it.kind === "detection" ? it.id : `${it.id} ${it.kind}`}),
     el("td", {textContent: age(secs(it.uploaded_at))}), el("td", {textContent: it.filename || it.upload_id.slice(0, 8), title: it.upload_id}),
     el("td", {textContent: it.media_type}), el("td", {textContent: it.decision ?? "-"}),
-    el("td", {textContent: it.score?.toFixed(3) ?? "-"}), el("td", {className: "meta", textContent: meta, title: meta}));
+    el("td", {textContent: it.score?.toFixed(3) ?? "-"}),
+    el("td", {className: "meta", textContent: Object.values(it.metadata || {}).join(", "), title: meta}));  // values fit; the title names them
   return openable(tr, it.id);
 }
 
