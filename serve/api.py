@@ -16,7 +16,7 @@ from serve.config import ServeConfig
 from serve.routers import health, media, models, reports, review, uploads
 from serve.schemas import documented, error_response
 from serve.service import Service
-from serve.store.tables import Conflict
+from serve.store.tables import Conflict, Missing
 
 
 class RedactTokens(logging.Filter):
@@ -58,6 +58,10 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     @app.exception_handler(Conflict)  # the routes that can raise it document their 409
     async def conflict(request: Request, exc: Conflict):
         return error_response(409, "conflict", str(exc))
+
+    @app.exception_handler(Missing)  # the routes that can raise it document their 404
+    async def missing(request: Request, exc: Missing):
+        return error_response(404, None, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

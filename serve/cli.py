@@ -189,7 +189,7 @@ def model_cmd(args: argparse.Namespace) -> int:
     from detector.bundle import bundle_meta
     from serve.config import load_serve_config
     from serve.store import Store
-    from serve.store.tables import Conflict
+    from serve.store.tables import Conflict, Missing
 
     if not args.config:
         raise ConfigError("model reads and changes a server's database: name its settings with --config")
@@ -223,7 +223,7 @@ def model_cmd(args: argparse.Namespace) -> int:
             for m in store.models.listed():
                 print(f"{m['modality']}\t{m['version']}\t{m['state']}\t{m['name']}\t{m['path']}")
             return 0
-    except (LookupError, Conflict) as e:
+    except (Missing, Conflict) as e:
         raise ConfigError(str(e)) from None
     console.print(f"{m['modality']} {m['name']}@{m['version']}: {m['state']}")
     return 0

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from detector.frontend.scan import Scan, Scanner, probe_only
+from detector.scoring.fusion import decide
 from detector.scoring.scorer import ErrorRecord, Scorer, Verdict
 from serve import metrics
 from serve.config import ServeConfig
@@ -71,7 +72,7 @@ class Engine:
     def _live(self) -> dict[str, str | None]:
         """The bundle of each modality the config turns on: the registry's live one; and its shadow, if any
         (keys `shadow_visual`, `shadow_audio`)."""
-        live, shadow = self.store.models.live(), self.store.models.live("shadow")
+        live, shadow = self.store.models.by_modality(), self.store.models.by_modality("shadow")
         chosen = {"visual": self.cfg.visual, "audio": self.cfg.audio}
         return {m: live[m]["path"] if choice and m in live else choice for m, choice in chosen.items()} | {
             f"shadow_{m}": shadow[m]["path"] if choice and m in shadow else None for m, choice in chosen.items()}
@@ -96,10 +97,9 @@ class Engine:
         for m in shadow.models:
             result = record.visual if m.modality == "visual" else record.audio
             s = result.score if result else None
-            decision = None if s is None else ("likely_fake" if s >= m.thresholds.likely_fake
-                                               else "review" if s >= m.thresholds.review else "clear")
             try:
-                self.store.models.record_shadow(upload_id, m.version, m.modality, s, decision)
+                self.store.models.record_shadow(upload_id, m.version, m.modality, s,
+                                                None if s is None else decide(s, m.thresholds))
             except Exception:  # a shadow's score is never worth a job: logged, and the job goes on
                 log.exception("recording the shadow score of upload %s", upload_id)
 

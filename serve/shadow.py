@@ -11,13 +11,11 @@ import numpy as np
 import sqlalchemy as sa
 from sklearn.metrics import roc_auc_score
 
+from detector.bundle import Thresholds
+from detector.scoring.fusion import decide
 from serve.dataset import final_labels
 from serve.store import Store
-from serve.store.tables import review_items, shadow_scores, uploads
-
-
-def _decision(score: float, thresholds: dict) -> str:
-    return "likely_fake" if score >= thresholds["likely_fake"] else "review" if score >= thresholds["review"] else "clear"
+from serve.store.tables import Missing, review_items, shadow_scores, uploads
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -33,10 +31,10 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def compare(store: Store, version: str) -> dict:
-    """The comparison report of shadow model `version` (LookupError when it is not registered)."""
+    """The comparison report of shadow model `version` (Missing when it is not registered)."""
     model = store.models.get(version)
     if model is None:
-        raise LookupError(f"no model {version!r} in the registry")
+        raise Missing(f"no model {version!r} in the registry")
     with store.uploads.reading() as c:
         shadowed = {r.upload_id: r for r in c.execute(sa.select(shadow_scores).where(
             (shadow_scores.c.version == version) & shadow_scores.c.score.is_not(None)))}
@@ -55,7 +53,7 @@ def compare(store: Store, version: str) -> dict:
             continue  # not decided by reviewers (yet), or the live model saw nothing of this modality
         thresholds = used[0]["thresholds"]
         rows.append({"label": label, "live": live, "shadow": s.score, "live_review": thresholds["review"],
-                     "live_decision": _decision(live, thresholds), "shadow_decision": s.decision,
+                     "live_decision": decide(live, Thresholds(**thresholds)), "shadow_decision": s.decision,
                      "media_type": up["media_type"], "channel": (up["meta"] or {}).get("channel", "-")})
     report = {"version": version, "modality": model["modality"], "name": model["name"], "state": model["state"],
               "shadow_scored": len(shadowed), "overall": _summary(rows) if rows else {"n": 0}}

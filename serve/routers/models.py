@@ -5,7 +5,7 @@ register`), where their folders are; every server sharing the database switches 
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi import Path as PathParam
 
 from serve.deps import Admin, ServiceDep
@@ -30,10 +30,7 @@ def list_models(service: ServiceDep, _: Admin):
 def promote(version: Version, service: ServiceDep, admin: Admin) -> dict:
     """Make this version its modality's live model; the one it replaces is retired (the servers switch
     between jobs: none is dropped or scored twice)."""
-    try:
-        return public_model(service.store.models.promote(version, admin.name))
-    except LookupError as e:
-        raise HTTPException(404, str(e)) from None
+    return public_model(service.store.models.promote(version, admin.name))
 
 
 @router.post("/{modality}/rollback", responses=documented(409))
@@ -46,10 +43,7 @@ def rollback(modality: Literal["visual", "audio"], service: ServiceDep, admin: A
 def shadow(version: Version, service: ServiceDep, admin: Admin) -> dict:
     """Score a share of uploads (`engine.shadow_share`) with this version beside the live model: its scores
     are recorded, never decide, route or notify."""
-    try:
-        return public_model(service.store.models.shadow(version, admin.name))
-    except LookupError as e:
-        raise HTTPException(404, str(e)) from None
+    return public_model(service.store.models.shadow(version, admin.name))
 
 
 @router.get("/{version}/comparison", responses=documented(404))
@@ -58,7 +52,4 @@ def comparison(version: Version, service: ServiceDep, _: Admin) -> dict:
     false-positive rate at the live threshold, decisions it would have changed; per media type and channel."""
     from serve.shadow import compare
 
-    try:
-        return compare(service.store, version)
-    except LookupError as e:
-        raise HTTPException(404, str(e)) from None
+    return compare(service.store, version)

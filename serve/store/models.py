@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from detector.bundle import BundleMeta
 from serve.store.audit import record
-from serve.store.tables import Conflict, Repository, models, row, shadow_scores
+from serve.store.tables import Conflict, Missing, Repository, models, row, shadow_scores
 
 
 class Models(Repository):
@@ -47,20 +47,26 @@ class Models(Repository):
     def listed(self) -> list[dict]:
         return self.all(sa.select(models).order_by(models.c.modality, models.c.created_at))
 
-    def live(self, state: str = "live") -> dict[str, dict]:
-        """The live (or `state`: shadow) model of each modality."""
+    def by_modality(self, state: str = "live") -> dict[str, dict]:
+        """The model of each modality in `state` (live or shadow: one each at most)."""
         return {m["modality"]: m for m in self.all(sa.select(models).where(models.c.state == state))}
+
+    @staticmethod
+    def _not_live(c: sa.Connection, version: str) -> dict:
+        """A registered model that is not live (Missing, Conflict otherwise)."""
+        found = row(c.execute(sa.select(models).where(models.c.version == version)).first())
+        if found is None:
+            raise Missing(f"no model {version!r} in the registry (register its bundle first)")
+        if found["state"] == "live":
+            raise Conflict(f"{version} is live already")
+        return found
 
     def shadow(self, version: str, actor: str) -> dict:
         """Score a share of uploads with `version` beside its modality's live model, recorded only; the
         shadow it replaces goes back to being a candidate."""
         now = time.time()
         with self.engine.begin() as c:
-            new = row(c.execute(sa.select(models).where(models.c.version == version)).first())
-            if new is None:
-                raise LookupError(f"no model {version!r} in the registry (register its bundle first)")
-            if new["state"] == "live":
-                raise Conflict(f"{version} is live: a shadow runs beside the live model, not as it")
+            new = self._not_live(c, version)
             c.execute(models.update().where((models.c.modality == new["modality"]) & (models.c.state == "shadow"))
                       .values(state="candidate", changed_at=now))
             c.execute(models.update().where(models.c.version == version).values(state="shadow", changed_at=now))
@@ -81,11 +87,7 @@ class Models(Repository):
         """Make `version` its modality's live model; the one it replaces is retired (and becomes its parent)."""
         now = time.time()
         with self.engine.begin() as c:
-            new = row(c.execute(sa.select(models).where(models.c.version == version)).first())
-            if new is None:
-                raise LookupError(f"no model {version!r} in the registry (register its bundle first)")
-            if new["state"] == "live":
-                raise Conflict(f"{version} is live already")
+            new = self._not_live(c, version)
             old = c.execute(sa.select(models.c.version).where(
                 (models.c.modality == new["modality"]) & (models.c.state == "live"))).scalar()
             c.execute(models.update().where(models.c.version == old).values(state="retired", changed_at=now))
@@ -96,7 +98,7 @@ class Models(Repository):
 
     def rollback(self, modality: str, actor: str) -> dict:
         """Put back the model the live one replaced (its parent); the live one is retired."""
-        live = self.live().get(modality)
+        live = self.by_modality().get(modality)
         if live is None or not live["parent"] or self.get(live["parent"]) is None:
             raise Conflict(f"no earlier {modality} model to roll back to")
         now = time.time()

@@ -116,6 +116,10 @@ class Conflict(Exception):
     """A request that contradicts the stored state (stale version, reused idempotency key): the API answers 409."""
 
 
+class Missing(Exception):
+    """A request naming something the store does not hold (a model version): the API answers 404."""
+
+
 def row(r) -> dict | None:
     return None if r is None else dict(r._mapping)
 
