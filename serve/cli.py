@@ -108,6 +108,9 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", required=True, type=day, help="decisions from this day on, YYYY-MM-DD (UTC)")
     p.add_argument("--decisions", default="confirmed_fake,cleared",
                    help="which final labels to export, comma-separated: confirmed_fake, cleared")
+    p.add_argument("--group-by", default="uploader,channel",
+                   help="metadata fields naming who an upload came from, first present wins (else the API key's "
+                        "name): one group never sits on both sides of a training split")
     p.add_argument("--out", required=True, help="folder: labels.csv and media/ (a rerun copies only what is missing)")
 
 
@@ -133,7 +136,7 @@ def dataset_cmd(args: argparse.Namespace) -> int:
     store.migrate()
     with progress(console) as bar:
         counts = export(store, FileStore(cfg.store_dir), args.out, args.since, tuple(FINAL[d] for d in wanted),
-                        progress=lambda total: functools.partial(bar.advance, bar.add_task("exporting", total=total)))
+                        tuple(f.strip() for f in args.group_by.split(",") if f.strip()), progress=lambda total: functools.partial(bar.advance, bar.add_task("exporting", total=total)))
     console.print(f"{counts['exported']} uploads in {args.out}/labels.csv; left out: {counts['undecided']} with an "
                   f"appeal or escalation open, {counts['erased']} erased or expired, {counts['other_label']} other labels")
     return 0

@@ -4,7 +4,8 @@ training commands read (`labels.csv` for the `csv` dataset adapter, the media be
 An upload's label is its last word: a detection (or an escalation, decided by a senior) says
 `confirmed_fake` (1) or `cleared` (0); an appeal `overturned` flips it, `upheld` keeps it. Uploads
 with an appeal or escalation still open, and those whose bytes were erased or expired, are left out.
-The group is the uploader (API key name), so one uploader's uploads never straddle two splits.
+The group is who the upload came from: the first of the `group_by` metadata fields it carries (the
+platform's own uploader or channel), else the API key's name; one group's uploads never straddle two splits.
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ from serve.store.tables import review_items, uploads
 COLUMNS = ["path", "label", "group", "source", "decided_at", "reviewers", "model_score", "model_decision", "upload_id"]
 SUFFIX = {"image": ".jpg", "video": ".mp4", "audio": ".wav"}  # the media are read by content; a name helps people
 FINAL = {"confirmed_fake": 1, "cleared": 0}
+GROUP_BY = ("uploader", "channel")
+
+
+def group_of(upload: dict, group_by: tuple[str, ...] = GROUP_BY) -> str:
+    """The first `group_by` metadata field the upload carries (as `field:value`), else its API key's name."""
+    meta = upload["meta"] or {}
+    for field in group_by:
+        if isinstance(meta.get(field), (str, int)) and str(meta[field]).strip():
+            return f"{field}:{str(meta[field]).strip()}"
+    return upload["client"] or "anonymous"
 
 
 def final_labels(items: list[dict]) -> int | None:
@@ -41,7 +52,7 @@ def final_labels(items: list[dict]) -> int | None:
 
 
 def export(store: Store, files: FileStore, out: str | Path, since: float, labels: tuple[int, ...] = (0, 1),
-           progress: Callable[[int], Callable[[], None]] | None = None) -> dict[str, int]:
+           group_by: tuple[str, ...] = GROUP_BY, progress: Callable[[int], Callable[[], None]] | None = None) -> dict[str, int]:
     """Write `out/media/<upload id>.<ext>` and `out/labels.csv` for uploads decided since `since`; a rerun
     copies only what is missing. `progress(total)` gives the callable to call after each upload. Returns
     counts: exported, undecided (an appeal or escalation open), erased, other_label."""
@@ -73,8 +84,9 @@ def export(store: Store, files: FileStore, out: str | Path, since: float, labels
             if not (target.is_file() and target.stat().st_size == up["size"]):
                 _place(files.path(up["sha256"]), target)
             decided_items = [i for i in its if i["state"] == "decided"]
-            rows.append({"path": f"media/{target.name}", "label": label, "group": up["client"] or "anonymous",
-                         "source": f"reviewed:{up['client'] or 'anonymous'}", "upload_id": upload_id,
+            group = group_of(up, group_by)
+            rows.append({"path": f"media/{target.name}", "label": label, "group": group,
+                         "source": f"reviewed:{group}", "upload_id": upload_id,
                          "decided_at": iso(max(i["decided_at"] for i in decided_items)),
                          "reviewers": len({i["reviewer"] for i in decided_items}),
                          "model_score": up["score"], "model_decision": up["decision"]})

@@ -77,6 +77,16 @@ def detector():
     return FaceDetector()
 
 
+def face_pair(rng, detector) -> tuple:
+    """A real photo (the astronaut, cropped and lit at random) and a self-blended fake of it: one uploader's two."""
+    import numpy as np
+
+    from detector.demo import blend_face
+
+    shift, light = int(rng.integers(0, 60)), int(rng.integers(-20, 20))
+    real = np.ascontiguousarray(np.clip(samples.astronaut()[shift:, shift:].astype(int) + light, 0, 255).astype(np.uint8))
+    return real, blend_face(real, detector, rng)
+
 
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory) -> tuple[Path, Path]:

@@ -1,5 +1,6 @@
 """Reviewers' decisions exported as a dataset the training commands read: final labels after appeals,
-open escalations left out, the uploader as the group, media beside labels.csv, resumable."""
+open escalations left out, the uploader (from metadata, else the API key) as the group, media beside
+labels.csv, resumable."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ def test_decided_uploads_become_a_labelled_dataset(bundles, media_dir, tmp_path,
     with in_process_server(cfg) as server:
         ids = {}
         with server.as_("uploader") as up:
+            meta = {"astronaut.jpg": '{"channel": "shop"}', "astronaut.png": '{"channel": "shop", "uploader": "u7"}'}
             for name in ("astronaut.jpg", "astronaut.png", "astronaut.webp", "astronaut.bmp"):
-                r = up.post("/v1/uploads", params={"wait": 60}, files={"file": (name, (media_dir / name).read_bytes())})
+                r = up.post("/v1/uploads", params={"wait": 60}, files={"file": (name, (media_dir / name).read_bytes())},
+                            data={"metadata": meta.get(name, "{}")})
                 assert r.json()["status"] == "scored", r.text
                 ids[name] = r.json()["id"]
         with server.as_("alice") as alice, server.as_("bob") as bob, server.as_("uploader") as up:
@@ -45,11 +48,14 @@ def test_decided_uploads_become_a_labelled_dataset(bundles, media_dir, tmp_path,
     rows = {r["upload_id"]: r for r in csv.DictReader((out / "labels.csv").open())}
     assert {u: int(r["label"]) for u, r in rows.items()} == {
         ids["astronaut.jpg"]: 1, ids["astronaut.png"]: 0, ids["astronaut.webp"]: 0}  # the appeal overturned it
-    assert {r["group"] for r in rows.values()} == {"uploader"} and rows[ids["astronaut.webp"]]["reviewers"] == "2"
+    assert {u: r["group"] for u, r in rows.items()} == {  # the platform's uploader, else its channel, else the key
+        ids["astronaut.jpg"]: "channel:shop", ids["astronaut.png"]: "uploader:u7", ids["astronaut.webp"]: "uploader"}
+    assert rows[ids["astronaut.webp"]]["reviewers"] == "2"
     jpg = rows[ids["astronaut.jpg"]]
     assert (out / jpg["path"]).read_bytes() == (media_dir / "astronaut.jpg").read_bytes()
     before = {p.name: p.stat().st_mtime_ns for p in (out / "media").iterdir()}
     assert main(args) == 0  # a rerun copies nothing again
     assert {p.name: p.stat().st_mtime_ns for p in (out / "media").iterdir()} == before
     read = manifest("csv", out / "labels.csv")  # what `preprocess`/`evaluate --dataset csv` read
-    assert sorted(r.label for r in read) == [0, 0, 1] and {r.group for r in read} == {"uploader"}
+    assert sorted(r.label for r in read) == [0, 0, 1] and {r.group for r in read} == {"channel:shop", "uploader:u7",
+                                                                                      "uploader"}

@@ -8,12 +8,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import face_pair
 
 from detector import samples
 from detector.bundle import bundle_meta
 from detector.cli import main
 from detector.datasets import hash_split
-from detector.demo import blend_face
 from detector.config import FaceConfig
 from detector.frontend.faces import FaceDetector
 from detector.scoring.scorer import Scorer
@@ -27,16 +27,12 @@ def reviewed(tmp_path_factory):
     root = tmp_path_factory.mktemp("reviewed")
     (root / "media").mkdir()
     rng, detector = np.random.default_rng(0), FaceDetector(FaceConfig(device="cpu"))
-    face = samples.astronaut()
     groups = [f"uploader{i}" for i in range(200)]
     val = [g for g in groups if hash_split(g) == "val"][:3]  # exported datasets carry no split: theirs comes from the group
     train = [g for g in groups if hash_split(g) == "train"][:17]
     rows = []
     for g in val + train:
-        shift = int(rng.integers(0, 60))
-        real = np.ascontiguousarray(np.clip(face[shift:, shift:].astype(int) + int(rng.integers(-20, 20)), 0, 255)
-                                    .astype(np.uint8))
-        for label, image in ((0, real), (1, blend_face(real, detector, rng))):
+        for label, image in enumerate(face_pair(rng, detector)):
             name = f"media/{g}_{label}.jpg"
             samples.write_image(root / name, image)
             rows.append({"path": name, "label": label, "group": g, "source": f"reviewed:{g}"})
