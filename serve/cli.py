@@ -41,6 +41,8 @@ def serve_cmd(args: argparse.Namespace) -> int:
 
     start_forkserver()  # the scan workers' imports (torch) run beside this process's
 
+    import copy
+
     import uvicorn
 
     from detector.bundle import bundle_meta, resolve_bundle
@@ -58,8 +60,10 @@ def serve_cmd(args: argparse.Namespace) -> int:
         folder = resolve_bundle(getattr(cfg, modality), modality)
         if folder is not None:
             bundle_meta(folder)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # uvicorn's own lines, and ours beside them:
+    log_config["loggers"]["serve"] = {"handlers": ["default"], "level": "INFO", "propagate": False}  # model switches
     uvicorn.run(create_app(cfg), host=args.host or cfg.host, port=args.port or cfg.port, log_level="info",
-                timeout_graceful_shutdown=10)
+                log_config=log_config, timeout_graceful_shutdown=10)
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,8 @@ FOLDS = {
     "stylegan2_ffhq": (r"/stylegan2_ffhq/", None),  # whole-face synthesis beside FFHQ photos
     "dfdc": (r"dfdc|/crops/", "test"),  # a fifth of DFDC's originals, with the fakes made from them
 }
+# frames of one clip shipped as images (FF++ c40): one upload, as the video they came from would be
+CLIP_FRAMES = re.compile(r"(ffpp_c40_frames/(?:real|fake))/frame_\d+\.\w+$")
 # mobilenetv3_small: about 4x resnet10t's training steps per second at 128 px on 2 cores (the recipe must
 # fit an hour); these are the settings the shipped model and its table came from. `--recipe` overrides
 # them (configs/starter/face_gpu.yaml: the bigger variant for a GPU)
@@ -54,7 +57,9 @@ def build_cache(data: str | Path, cache: str | Path, progress: Callable[[], None
     return preprocess(corpus(data), cache, cfg, progress=progress)
 
 
-def _train(cache: Path, out: Path, r: dict, bundle: Path | None = None, **split) -> tuple[VisualDetector, CropDataModule]:
+def train(cache: Path, out: Path, r: dict, bundle: Path | None = None, **split) -> tuple[VisualDetector, CropDataModule]:
+    """The recipe `r` on the cache's crops (`split`: CropDataModule's holdout / merge_test); with `bundle`,
+    the model written there."""
     L.seed_everything(0, verbose=False)
     module = VisualDetector(backbone=r["backbone"], pretrained=r["pretrained"], lr=r["lr"], drop_rate=0.2)
     data = CropDataModule(str(cache), batch_size=r["batch_size"], num_workers=r["workers"], crop_size=r["input_size"],
@@ -73,12 +78,17 @@ def _train(cache: Path, out: Path, r: dict, bundle: Path | None = None, **split)
 def fold(cache: Path, out: Path, name: str, recipe: dict) -> dict:
     """Train without source `name`, score its crops: per-crop logits with labels and videos."""
     pattern, split = FOLDS[name]
-    module, data = _train(cache, out / name, recipe, holdout=pattern, holdout_split=split)
+    module, data = train(cache, out / name, recipe, holdout=pattern, holdout_split=split)
     module.eval()
     logits, y, item = predict_logits(module, data.test_dataloader())
     test = data.datasets["test"]  # read in order: the i-th logit is the i-th record's
-    videos, tracks = [test.videos[i] for i in item], [r["track"] for r in test.records]
+    videos, tracks = [upload_of(test.videos[i]) for i in item], [r["track"] for r in test.records]
     return {"logits": logits.tolist(), "labels": y.tolist(), "videos": videos, "tracks": tracks}
+
+
+def upload_of(video: str) -> str:
+    """What the held-out table counts as one upload: a video, an image, or a clip's frames together."""
+    return m.group(1) if (m := CLIP_FRAMES.search(video)) else video
 
 
 def run(data: str | Path, out: str | Path, folds: list[str], final: bool = True, recipe: dict | None = None,
@@ -114,7 +124,7 @@ def run(data: str | Path, out: str | Path, folds: list[str], final: bool = True,
         return table
     print("final: every source", flush=True)
     bundle = out / "bundle"
-    _train(cache, out / "final", recipe, bundle=bundle, merge_test=True)
+    train(cache, out / "final", recipe, bundle=bundle, merge_test=True)
     operating = fit_operating_point(pooled["logits"], pooled["labels"], pooled["videos"], tracks=pooled["tracks"])
     stamp(bundle, operating, loso=rows, name="starter-face", data=_data_counts(cache))
     return table

@@ -94,6 +94,15 @@ def test_held_out_row_has_counts_and_group_bootstrap_intervals():
     assert "| page | 50 / 50 |" in markdown([row], "files")
 
 
+def test_a_clips_frames_count_as_one_upload_in_the_held_out_table():
+    from detector.recipes.face import upload_of
+
+    frames = [f"/d/images/ffpp_c40_frames/{label}/frame_{i:03d}.jpg" for label in ("real", "fake") for i in range(16)]
+    assert {upload_of(f) for f in frames} == {"ffpp_c40_frames/real", "ffpp_c40_frames/fake"}
+    others = ["/d/images/dfdc_faces/abc.jpg", "/d/video/ffpp/c23/000.mp4"]  # an image, a video: themselves
+    assert [upload_of(v) for v in others] == others
+
+
 def test_crop_splits_hold_one_source_out(tmp_path):
     from PIL import Image
 
