@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import time
 from pathlib import Path
@@ -141,6 +142,8 @@ def dataset_cmd(args: argparse.Namespace) -> int:
     with progress(console) as bar:
         counts = export(store, FileStore(cfg.store_dir), args.out, args.since, tuple(FINAL[d] for d in wanted),
                         tuple(f.strip() for f in args.group_by.split(",") if f.strip()), progress=lambda total: functools.partial(bar.advance, bar.add_task("exporting", total=total)))
+    store.audit.add(f"cli:{getpass.getuser()}", "dataset_exported", {  # who took reviewed uploads out, and where
+        "since": args.since, "decisions": wanted, "out": str(Path(args.out).resolve())} | counts, time.time())
     console.print(f"{counts['exported']} uploads in {args.out}/labels.csv; left out: {counts['undecided']} with an "
                   f"appeal or escalation open, {counts['erased']} erased or expired, {counts['other_label']} other labels")
     return 0
@@ -191,8 +194,6 @@ def _model_args(p: argparse.ArgumentParser) -> None:
          "deepfake-detect model register out/starter/face/bundle --config configs/serve.yaml  # then: model promote VERSION")
 def model_cmd(args: argparse.Namespace) -> int:
     """The model registry of a server's database: list, register a bundle, shadow it, compare, promote, roll back."""
-    import getpass
-
     from detector.bundle import bundle_meta
     from serve.config import load_serve_config
     from serve.store import Store

@@ -15,6 +15,11 @@ def record(c: sa.Connection, upload_id: str, actor: str, action: str, detail: di
 
 
 class AuditLog(Repository):
+    def add(self, actor: str, action: str, detail: dict, now: float) -> None:
+        """An event of no one upload (a dataset export), in its own transaction."""
+        with self.engine.begin() as c:
+            record(c, None, actor, action, detail, now)
+
     def events(self, upload_id: str | None = None, item_id: int | None = None) -> list[dict]:
         """An item's events (by `item_id`), else an upload's, oldest first."""
         cond = audit_events.c.item_id == item_id if item_id is not None else audit_events.c.upload_id == upload_id

@@ -147,8 +147,10 @@ def test_reviewed_uploads_train_a_candidate_that_is_shadowed_compared_promoted_a
             scored = dict(c.execute(sa.text("SELECT upload_id, count(*) FROM audit_events WHERE action = 'scored' "
                                             "GROUP BY upload_id")).all())
             statuses = dict(c.execute(sa.text("SELECT id, status FROM uploads")).all())
+            exported = c.execute(sa.text("SELECT actor, detail FROM audit_events WHERE action = 'dataset_exported'")).all()
         assert [a for _, a in actions][-4:] == ["model_registered", "model_shadowed", "model_promoted",
                                                  "model_rolled_back"]
+        assert len(exported) == 1 and exported[0][0].startswith("cli:") and exported[0][1]["exported"] == 32
         assert ("admin", "model_promoted") in actions
         assert set(statuses) == set(sent) and set(statuses.values()) == {"scored"}  # nothing lost
         assert set(scored) == set(sent) and set(scored.values()) == {1}  # nor scored twice, across both switches
