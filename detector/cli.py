@@ -438,9 +438,13 @@ def export_cmd(args: argparse.Namespace) -> int:
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="bundle", required=True, help="the face bundle to start from (or starter)")
+    p.add_argument("--from", dest="bundle", required=True,
+                   help="the bundle to start from: a folder, or starter (the shipped face model; with --voice, voice)")
+    p.add_argument("--voice", action="store_true", help="--from starter means the shipped voice model")
     p.add_argument("--data", required=True, help="a folder from `deepfake-detect dataset export` (labels.csv, media/)")
-    p.add_argument("--also", nargs="*", default=[], help="crop caches of public corpora mixed in (e.g. out/starter/face/cache)")
+    p.add_argument("--also", nargs="*", default=[],
+                   help="public corpora mixed in: face crop caches (out/starter/face/cache) or the voice features "
+                        "`starter voice` keeps (out/starter/voice/features.npz)")
     p.add_argument("--out", required=True, help="folder for the crops and the new bundle (OUT/bundle)")
     p.add_argument("--epochs", type=whole(1), default=2)
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate (small: it starts from trained weights)")
@@ -450,16 +454,16 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
 @command("finetune", _finetune_args,
          "deepfake-detect finetune --from starter --data data/reviewed --also out/starter/face/cache --out out/finetuned")
 def finetune_cmd(args: argparse.Namespace) -> int:
-    """Train a face bundle further on your reviewers' decisions: a new versioned bundle with its card."""
+    """Train a face or voice bundle further on your reviewers' decisions: a new versioned bundle with its card."""
     from detector.bundle import bundle_meta, resolve_bundle
     from detector.finetune import finetune
 
     import functools
 
     with _progress() as bar:
-        built = finetune(resolve_bundle(args.bundle, "visual"), args.data, args.out, also=args.also, epochs=args.epochs,
-                         lr=args.lr, workers=args.workers, say=console.print,
-                         progress=lambda total: functools.partial(bar.advance, bar.add_task("cutting face crops", total=total)))
+        built = finetune(resolve_bundle(args.bundle, "audio" if args.voice else "visual"), args.data, args.out,
+                         also=args.also, epochs=args.epochs, lr=args.lr, workers=args.workers, say=console.print,
+                         progress=lambda total: functools.partial(bar.advance, bar.add_task("reading uploads", total=total)))
     meta = bundle_meta(built)
     console.print(f"wrote {built}: {meta.name} version {meta.version}, thresholds review {meta.thresholds.review:.4f}, "
                   f"likely_fake {meta.thresholds.likely_fake:.4f}; next: `deepfake-detect model register {built}`")

@@ -1,7 +1,12 @@
-"""`deepfake-detect finetune`: a face bundle trained further on a team's reviewed uploads (`deepfake-detect
-dataset export`), with the public corpora's crops mixed in so it does not forget them; calibration and
+"""`deepfake-detect finetune`: a bundle trained further on a team's reviewed uploads (`deepfake-detect
+dataset export`), with the public corpora mixed in so it does not forget them; calibration and
 thresholds set on held-back uploaders (the export groups by uploader, so none sits on both sides); a new
-versioned bundle whose card says what it learned from and what it started from."""
+versioned bundle whose card says what it learned from and what it started from.
+
+A face bundle trains on the uploads' face crops from its weights (`--also`: public crop caches). A voice
+bundle (`voice_probe`: frozen encoders under a linear head) gets its head refitted on the uploads' voiced
+windows and the features `starter voice` kept of the public corpora (`--also OUT/features.npz`), each
+uploader weighing as one public source does."""
 
 from __future__ import annotations
 
@@ -10,11 +15,15 @@ from pathlib import Path
 from typing import Callable
 
 import lightning as L
+import numpy as np
+import torch
 
-from detector.bundle import bundle_meta
+from detector.bundle import BundleMeta, bundle_meta, load_bundle, save_bundle
 from detector.card import write_card
 from detector.config import ConfigError, FrontEndConfig, SamplingConfig
-from detector.datasets import manifest
+from detector.datasets import Row, hash_split, manifest
+from detector.recipes import voice
+from detector.recipes.operating import fit_operating_point
 from detector.training.cache import preprocess
 from detector.training.detector_module import EpochLines, WriteBundle, quiet_lightning
 from detector.training.visual_data import CropDataModule
@@ -24,24 +33,37 @@ from detector.training.visual_module import VisualDetector
 def finetune(bundle: str | Path, data: str | Path, out: str | Path, also: list[str] = (), epochs: int = 2,
              lr: float = 1e-4, batch_size: int = 32, workers: int = 2, sbi: float = 0.3,
              say: Callable[[str], None] = print, progress: Callable[[int], Callable[[], None]] | None = None) -> Path:
-    """OUT/bundle from BUNDLE trained `epochs` more on DATA/labels.csv (and every crop of the `also` caches);
-    `progress(total)` gives the callable to call as each upload's crops are cut."""
+    """OUT/bundle from BUNDLE trained further on DATA/labels.csv (and `also`); `progress(total)` gives the
+    callable to call as each upload is read. `epochs`, `lr`, `batch_size`, `sbi` train a face bundle."""
     meta = bundle_meta(bundle)
-    if meta.modality != "visual":
-        raise ConfigError(f"{bundle}: finetune takes a face bundle; the voice model's head is refitted by "
-                          "`deepfake-detect starter voice`")
     labels = Path(data) / "labels.csv"
     if not labels.is_file():
         raise FileNotFoundError(f"{labels}: not a dataset from `deepfake-detect dataset export` (no labels.csv)")
-    rows = manifest("csv", labels)  # splits by uploader: train, val (thresholds), test (trains too, below)
+    rows = manifest("csv", labels)  # splits by uploader: train, val (thresholds), test (trains too)
     out = Path(out)
+    if meta.modality == "audio":
+        built = _voice(bundle, meta, rows, out, also, say, progress(len(rows)) if progress else None)
+    else:
+        built = _face(bundle, meta, rows, out, also, epochs, lr, batch_size, workers, sbi, say,
+                      progress(len(rows)) if progress else None)
+    record = json.loads((built / "bundle.json").read_text())
+    record["name"] = f"{meta.name or meta.model.get('backbone', meta.family)}-finetuned"
+    record["training"] |= {"parent": meta.version, "finetuned_on": {"dataset": Path(data).name, "uploads": len(rows),
+                                                                     "uploaders": len({r.group for r in rows})},
+                           "also": [Path(a).name for a in also]}
+    (built / "bundle.json").write_text(json.dumps(record, indent=2))
+    write_card(built)
+    return built
+
+
+def _face(bundle, meta: BundleMeta, rows: list[Row], out: Path, also, epochs, lr, batch_size, workers, sbi, say,
+          advance) -> Path:
     cache = out / "cache"
     frontend = FrontEndConfig(faces=meta.faces, sampling=meta.sampling or SamplingConfig(frames=16))
-    cut = preprocess(rows, cache, frontend, workers=workers, progress=progress(len(rows)) if progress else None)
+    cut = preprocess(rows, cache, frontend, workers=workers, progress=advance)
     say(f"face crops of {len(rows)} uploads: {cut}")
-    backbone = meta.model.get("backbone", meta.family)
-    module = VisualDetector(backbone=backbone, pretrained=False, drop_rate=meta.model.get("drop_rate", 0.0), lr=lr,
-                            init_from=str(bundle))
+    module = VisualDetector(backbone=meta.model.get("backbone", meta.family), pretrained=False,
+                            drop_rate=meta.model.get("drop_rate", 0.0), lr=lr, init_from=str(bundle))
     datamodule = CropDataModule(str(cache), batch_size=batch_size, num_workers=workers, crop_size=meta.input_size,
                                 sbi=sbi, merge_test=True, also=[str(a) for a in also])
     with quiet_lightning():
@@ -51,12 +73,41 @@ def finetune(bundle: str | Path, data: str | Path, out: str | Path, also: list[s
                             callbacks=[WriteBundle(out=str(out / "bundle"), calibration="platt"),
                                        EpochLines("finetune", say)])
         trainer.fit(module, datamodule=datamodule)
-    built = out / "bundle"
-    record = json.loads((built / "bundle.json").read_text())
-    record["name"] = f"{meta.name or backbone}-finetuned"
-    record["training"] |= {"parent": meta.version, "finetuned_on": {"dataset": Path(data).name, "uploads": len(rows),
-                                                                     "uploaders": len({r.group for r in rows})},
-                           "also": [Path(a).name for a in also]}
-    (built / "bundle.json").write_text(json.dumps(record, indent=2))
-    write_card(built)
-    return built
+    return out / "bundle"
+
+
+def _voice(bundle, meta: BundleMeta, rows: list[Row], out: Path, also, say, advance) -> Path:
+    if meta.family != "voice_probe":
+        raise ConfigError(f"{bundle}: a {meta.family} voice bundle; finetune refits `voice_probe` heads "
+                          "(train others with `deepfake-detect train`)")
+    net, _ = load_bundle(bundle)
+    held = np.array([hash_split(r.group) == "val" for r in rows])
+    for name, part in (("held-back", held), ("training", ~held)):
+        if len({r.label for r, h in zip(rows, part) if h}) < 2:
+            raise ConfigError(f"the {name} uploaders (by `group`) need real and fake files both: export more uploaders")
+    if wrong := [a for a in also if not (Path(a).is_file() and Path(a).suffix == ".npz")]:
+        raise ConfigError(f"{wrong[0]}: --also for a voice bundle takes the features.npz that `starter voice` keeps")
+    publics = [np.load(extra) for extra in also]
+    for extra, public in zip(also, publics):
+        if (kept := [str(name) for name in public["features"]]) != list(net.features):
+            raise ConfigError(f"{extra}: features {kept}, not this bundle's {list(net.features)}")
+    f = voice.features(net, [(r.path, r.label, r.source) for r in rows], voice.RECIPE["windows"], progress=advance)
+    say(f"voice windows of {len(rows)} uploads: {len(f['y'])}")
+    val = np.isin(f["item"], np.flatnonzero(held))
+    train = ~val & ~f["scored"]
+    X, y, cells = f["X"][train], f["y"][train], voice.cells_of(f)[train]
+    for public in publics:
+        keep = ~public["scored"]
+        X, y = np.concatenate([X, public["X"][keep]]), np.concatenate([y, public["y"][keep]])
+        cells = np.concatenate([cells, voice.cells_of({k: public[k][keep] for k in ("source", "y", "vocoded")})])
+    with torch.no_grad():
+        voice.fit_head(net, X, y, cells, voice.RECIPE["C"])
+        logits = net.classify(torch.tensor(f["X"][val & f["scored"]], dtype=torch.float32)).numpy()
+    operating = fit_operating_point(logits, f["y"][val & f["scored"]], f["item"][val & f["scored"]])
+    held_out = operating["held_out"]
+    set_on = f"{held_out['n_real']} real and {held_out['n_fake']} fake files of held-back uploaders"
+    return save_bundle(out / "bundle", net, meta.model_copy(update={
+        "calibration": operating["calibration"], "thresholds": operating["thresholds"],
+        "operating_point": operating["operating_point"] | {"set_on": set_on},
+        "metrics": {"val_video": held_out},  # the held-back uploaders are its validation split
+        "training": {"recipe": "refit head", "C": voice.RECIPE["C"], "windows": int(train.sum())}}))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Callable
 
 import librosa
 import numpy as np
@@ -89,10 +90,12 @@ def self_vocode(wave: np.ndarray, rng: np.random.Generator, sample_rate: int = 1
 
 
 @torch.inference_mode()
-def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0) -> dict[str, np.ndarray]:
+def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0,
+             progress: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
     """Per file: `windows` training windows (the first clean, the rest augmented), two self-vocoded
     spoofs (clean, augmented) of a bona fide file's first window, and every window that scoring
-    would score (`scored`: clean, cut and voice-gated as `deepfake-detect score` cuts a file)."""
+    would score (`scored`: clean, cut and voice-gated as `deepfake-detect score` cuts a file).
+    `progress` is called after each file (else a line every 100 files)."""
     rng = np.random.default_rng(seed)
     parts = {k: [] for k in ("X", "y", "source", "item", "vocoded", "scored")}
     for i, (path, label, src) in enumerate(rows):
@@ -119,7 +122,9 @@ def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0)
             parts["y"].append(y), parts["vocoded"].append(v), parts["scored"].append(sc)
         parts["source"] += [src] * len(batch)
         parts["item"] += [i] * len(batch)
-        if (i + 1) % 100 == 0:
+        if progress:
+            progress()
+        elif (i + 1) % 100 == 0:
             print(f"  features: {i + 1}/{len(rows)} files", flush=True)
     return {k: np.concatenate(v) if k == "X" else np.array(v) for k, v in parts.items()}
 
@@ -158,6 +163,8 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
     rows = corpus(data)
     print(f"voice corpus: {len(rows)} files", flush=True)
     f = features(net, rows, r["windows"])
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "features.npz", **f, features=np.array(r["features"]))  # `finetune --also` mixes them in
     cells = cells_of(f)
     sources = sorted(set(f["source"].tolist()))  # one class only (a page of spoofs): counts, no AUC
     table, pooled = [], {"logits": [], "labels": [], "items": []}

@@ -1,21 +1,23 @@
-"""`deepfake-detect finetune`: a face bundle trained further on a folder as `dataset export` writes it, public
-crops mixed in; a new version whose bundle and card say what it started from and learned from."""
+"""`deepfake-detect finetune`: a face bundle trained further, or a voice bundle's head refitted, on a folder
+as `dataset export` writes it, public corpora mixed in; a new version whose bundle and card say what it
+started from and learned from."""
 
 from __future__ import annotations
 
 import csv
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import face_pair
 
 from detector import samples
-from detector.bundle import bundle_meta
+from detector.bundle import bundle_meta, load_bundle, resolve_bundle
 from detector.cli import main
 from detector.datasets import hash_split
 from detector.config import FaceConfig
 from detector.frontend.faces import FaceDetector
+from detector.recipes import voice
 from detector.scoring.scorer import Scorer
 
 pytestmark = pytest.mark.slow
@@ -60,8 +62,55 @@ def test_finetune_writes_a_new_version_that_says_where_it_came_from(bundles, rev
     assert verdict.models[0].version == meta.version and verdict.visual.score is not None
 
 
-def test_finetune_refuses_a_voice_bundle_and_a_folder_without_labels_in_one_line(bundles, tmp_path, capsys):
-    assert main(["finetune", "--from", str(bundles[1]), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "finetune takes a face bundle" in capsys.readouterr().err
+def test_finetune_refuses_a_folder_without_labels_and_a_voice_bundle_it_cannot_refit_in_one_line(
+        bundles, reviewed, tmp_path, capsys):
     assert main(["finetune", "--from", str(bundles[0]), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "not a dataset from `deepfake-detect dataset export`" in capsys.readouterr().err
+    assert main(["finetune", "--from", str(bundles[1]), "--data", str(reviewed), "--out", str(tmp_path / "o")]) == 2
+    assert "a lcnn voice bundle; finetune refits `voice_probe` heads" in capsys.readouterr().err
+
+
+def voices(root, groups: list[str], rng) -> list[tuple[str, int, str]]:
+    """A bona fide recording (a gliding tone with breath noise) and a vocoded copy of it per group."""
+    rows = []
+    for g in groups:
+        f0 = float(rng.uniform(90, 250))
+        real = (samples.chirp(4.5, f0=f0, f1=f0 * rng.uniform(2, 8)) * 0.3
+                + rng.normal(0, 0.01, 72_000)).astype(np.float32)
+        for label, wave in enumerate((real, voice.self_vocode(real, rng))):
+            path = samples.write_audio(root / f"{g}_{label}.wav", wave)
+            rows.append((str(path), label, f"reviewed:{g}"))
+    return rows
+
+
+def test_finetune_refits_the_voice_head_on_reviewed_recordings_with_the_public_features_mixed_in(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    (tmp_path / "reviewed" / "media").mkdir(parents=True)
+    groups = [f"uploader{i}" for i in range(200)]
+    chosen = [g for g in groups if hash_split(g) == "val"][:2] + [g for g in groups if hash_split(g) == "train"][:4]
+    rows = voices(tmp_path / "reviewed" / "media", chosen, rng)
+    with open(tmp_path / "reviewed" / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "group", "source"])
+        w.writerows([(f"media/{Path(p).name}", label, src.removeprefix("reviewed:"), src) for p, label, src in rows])
+    starter = resolve_bundle("starter", "audio")
+    net, meta = load_bundle(starter)
+    public = voice.features(net, voices(tmp_path, ["public0"], rng), windows=2)  # as `starter voice` keeps them
+    np.savez(tmp_path / "features.npz", **public, features=np.array(net.features))
+
+    assert main(["finetune", "--from", "starter", "--voice", "--data", str(tmp_path / "reviewed"),
+                 "--also", str(tmp_path / "features.npz"), "--out", str(tmp_path / "ft")]) == 0
+    built = bundle_meta(tmp_path / "ft" / "bundle")
+    assert built.modality == "audio" and built.version != meta.version and built.name == "starter-voice-finetuned"
+    assert built.training["parent"] == meta.version and built.training["also"] == ["features.npz"]
+    assert built.training["finetuned_on"] == {"dataset": "reviewed", "uploads": 12, "uploaders": 6}
+    assert built.operating_point["set_on"] == "2 real and 2 fake files of held-back uploaders"
+    assert "validation split" in (tmp_path / "ft" / "bundle" / "MODEL_CARD.md").read_text()  # its figures, in its card
+    with Scorer(None, tmp_path / "ft" / "bundle", device="cpu") as scorer:
+        verdict = scorer.score(Path(rows[0][0]))
+    assert verdict.models[0].version == built.version and verdict.audio.score is not None
+
+    np.savez(tmp_path / "other.npz", **public, features=np.array(["mel"]))  # features of another model
+    assert main(["finetune", "--from", "starter", "--voice", "--data", str(tmp_path / "reviewed"),
+                 "--also", str(tmp_path / "other.npz"), "--out", str(tmp_path / "ft2")]) == 2
+    assert "features ['mel'], not this bundle's" in capsys.readouterr().err
