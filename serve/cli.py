@@ -140,8 +140,9 @@ def dataset_cmd(args: argparse.Namespace) -> int:
     store = Store(cfg.database_url)
     store.migrate()
     with progress(console) as bar:
-        counts = export(store, FileStore(cfg.store_dir), args.out, args.since, tuple(FINAL[d] for d in wanted),
-                        tuple(f.strip() for f in args.group_by.split(",") if f.strip()), progress=lambda total: functools.partial(bar.advance, bar.add_task("exporting", total=total)))
+        group_by = tuple(f.strip() for f in args.group_by.split(",") if f.strip())
+        counts = export(store, FileStore(cfg.store_dir), args.out, args.since, tuple(FINAL[d] for d in wanted), group_by,
+                        progress=lambda total: functools.partial(bar.advance, bar.add_task("exporting", total=total)))
     store.audit.add(f"cli:{getpass.getuser()}", "dataset_exported", {  # who took reviewed uploads out, and where
         "since": args.since, "decisions": wanted, "out": str(Path(args.out).resolve())} | counts, time.time())
     console.print(f"{counts['exported']} uploads in {args.out}/labels.csv; left out: {counts['undecided']} with an "
