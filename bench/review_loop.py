@@ -3,14 +3,14 @@
 A face model trained by the starter recipe on every face source but DFDC goes live (a team's traffic is
 a source the shipped model never saw; the shipped one saw DFDC). DFDC face crops arrive as uploads, the
 actor of each original video as the `uploader` (so a fake and its original share one), and a reviewer
-labels every one through the review API (the server queues every decision, `clear` too: a month of full
-review). Then `dataset export`, `finetune` (the public crops but DFDC's mixed in), `model register`,
+labels every queued one through the review API (the server queues every decision, `clear` too: full
+review; only uploads with no face found, `no_signal`, stay out). Then `dataset export`, `finetune` (the public crops but DFDC's mixed in), `model register`,
 `model shadow`; the next month's uploads (other actors) are scored by both and labelled; `model compare`
 is the report; `model promote` and `model rollback` end it.
 
     .venv/bin/python bench/review_loop.py [--first 300] [--later 200] [--cache out/starter/face/cache]
 
-`--cache`: the starter face crops (`deepfake-detect starter face` cuts them, ~17 min). Writes
+`--cache`: the starter face crops (`deepfake-detect starter face` cuts them on its way). Writes
 out/review_loop/: the live bundle, the export, the candidate, comparison.json, and the server's log.
 """
 
@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -75,10 +76,13 @@ class Loop:
 
     def __init__(self, out: Path, visual: Path):
         self.out, self.config = out, out / "serve.yaml"
-        self.url = "http://127.0.0.1:8765"
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
         self.keys = {name: f"{name}-bench-key-0123456789" for name in KEYS}
         self.config.write_text(yaml.safe_dump({
-            "port": 8765, "database_url": f"sqlite:///{out / 'serve.db'}", "store_dir": str(out / "store"),
+            "port": port, "database_url": f"sqlite:///{out / 'serve.db'}", "store_dir": str(out / "store"),
             "visual": str(visual), "audio": "none", "engine": {"models_poll_s": 1, "shadow_share": 1.0},
             "review": {"queue_decisions": ["likely_fake", "review", "clear"]}, "webhooks": {"secret": "bench-only-secret"},
             "api_keys": {n: {"key": self.keys[n], "roles": [role]} for n, role in KEYS.items()}}))
@@ -86,10 +90,13 @@ class Loop:
         self.proc = subprocess.Popen([str(EXE), "serve", "--config", str(self.config)], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 180
-        while not self._ready():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"the server did not start: see {out / 'serve.log'}")
+        while self.proc.poll() is None and not self._ready():
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.5)
+        if self.proc.poll() is not None or not self._ready():
+            self.close()
+            raise RuntimeError(f"the server did not start: see {out / 'serve.log'}")
 
     def _ready(self) -> bool:
         try:
@@ -144,8 +151,9 @@ class Loop:
             time.sleep(0.5)
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
         self.log.close()
 
 
@@ -171,11 +179,11 @@ def main() -> None:
     live = live_bundle(args.cache, args.out)
     loop = Loop(args.out, live)
     try:
-        print("month 1: uploads, every one reviewed", flush=True)
+        since = datetime.now(timezone.utc).strftime("%Y-%m-%d")  # before the first decision, should midnight pass
+        print("month 1: uploads, each queued one reviewed", flush=True)
         print(f"  {loop.review(loop.upload(first, 'feed'))} decided", flush=True)
-        today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         reviewed = args.out / "reviewed"
-        print(loop.cli("dataset", "export", "--since", today, "--out", str(reviewed)).stderr.strip().splitlines()[-1],
+        print(loop.cli("dataset", "export", "--since", since, "--out", str(reviewed)).stderr.strip().splitlines()[-1],
               flush=True)
         started = time.monotonic()
         subprocess.run([str(EXE), "finetune", "--from", str(live), "--data", str(reviewed), "--also",
@@ -188,7 +196,7 @@ def main() -> None:
         loop.cli("model", "register", str(args.out / "candidate" / "bundle"))
         loop.cli("model", "shadow", version)
         loop.wait_for(f"in the shadow: visual {candidate['name']}@{version}")
-        print("month 2: uploads scored by both, every one reviewed", flush=True)
+        print("month 2: uploads scored by both, each queued one reviewed", flush=True)
         print(f"  {loop.review(loop.upload(later, 'feed'))} decided", flush=True)
         report = json.loads(loop.cli("model", "compare", version).stdout)
         (args.out / "comparison.json").write_text(json.dumps(report, indent=2))

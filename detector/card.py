@@ -57,7 +57,8 @@ def _intro(meta: BundleMeta) -> str:
         on = t.get("finetuned_on", {})
         lines += ["", f"**Fine-tuned** from version `{t['parent']}` on {on.get('uploads')} reviewed uploads of "
                       f"{on.get('uploaders')} uploaders (`{on.get('dataset')}`)"
-                      + (f", mixed with the crops of {', '.join(t['also'])}" if t.get("also") else "") + "."]
+                      + (f", mixed with the {'crops' if meta.modality == 'visual' else 'features'} of "
+                         f"{', '.join(t['also'])}" if t.get("also") else "") + "."]
     if meta.demo:
         lines += ["", "**Demo model**: trained on generated samples by `deepfake-detect demo`; its scores mean "
                       "nothing for real uploads."]

@@ -446,9 +446,9 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
                    help="public corpora mixed in: face crop caches (out/starter/face/cache) or the voice features "
                         "`starter voice` keeps (out/starter/voice/features.npz)")
     p.add_argument("--out", required=True, help="folder for the crops and the new bundle (OUT/bundle)")
-    p.add_argument("--epochs", type=whole(1), default=2)
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (small: it starts from trained weights)")
-    p.add_argument("--workers", type=whole(0), default=2, help="processes that read uploads and crops")
+    p.add_argument("--epochs", type=whole(1), default=2, help="face: epochs of training")
+    p.add_argument("--lr", type=float, default=1e-4, help="face: learning rate (small: it starts from trained weights)")
+    p.add_argument("--workers", type=whole(0), default=2, help="face: processes that read uploads and crops")
 
 
 @command("finetune", _finetune_args,

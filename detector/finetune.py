@@ -21,7 +21,7 @@ import torch
 from detector.bundle import BundleMeta, bundle_meta, load_bundle, save_bundle
 from detector.card import write_card
 from detector.config import ConfigError, FrontEndConfig, SamplingConfig
-from detector.datasets import Row, hash_split, manifest
+from detector.datasets import Row, manifest
 from detector.recipes import voice
 from detector.recipes.operating import fit_operating_point
 from detector.training.cache import preprocess
@@ -40,14 +40,13 @@ def finetune(bundle: str | Path, data: str | Path, out: str | Path, also: list[s
     if not labels.is_file():
         raise FileNotFoundError(f"{labels}: not a dataset from `deepfake-detect dataset export` (no labels.csv)")
     rows = manifest("csv", labels)  # splits by uploader: train, val (thresholds), test (trains too)
-    out = Path(out)
+    out, advance = Path(out), progress(len(rows)) if progress else None
     if meta.modality == "audio":
-        built = _voice(bundle, meta, rows, out, also, say, progress(len(rows)) if progress else None)
+        built = _voice(bundle, meta, rows, out, also, say, advance)
     else:
-        built = _face(bundle, meta, rows, out, also, epochs, lr, batch_size, workers, sbi, say,
-                      progress(len(rows)) if progress else None)
+        built = _face(bundle, meta, rows, out, also, epochs, lr, batch_size, workers, sbi, say, advance)
     record = json.loads((built / "bundle.json").read_text())
-    record["name"] = f"{meta.name or meta.model.get('backbone', meta.family)}-finetuned"
+    record["name"] = f"{(meta.name or meta.model.get('backbone', meta.family)).removesuffix('-finetuned')}-finetuned"
     record["training"] |= {"parent": meta.version, "finetuned_on": {"dataset": Path(data).name, "uploads": len(rows),
                                                                      "uploaders": len({r.group for r in rows})},
                            "also": [Path(a).name for a in also]}
@@ -78,36 +77,45 @@ def _face(bundle, meta: BundleMeta, rows: list[Row], out: Path, also, epochs, lr
 
 def _voice(bundle, meta: BundleMeta, rows: list[Row], out: Path, also, say, advance) -> Path:
     if meta.family != "voice_probe":
-        raise ConfigError(f"{bundle}: a {meta.family} voice bundle; finetune refits `voice_probe` heads "
-                          "(train others with `deepfake-detect train`)")
+        raise ConfigError(f"{bundle}: finetune refits the head of `voice_probe` voice bundles, not `{meta.family}` "
+                          "(train those with `deepfake-detect train`)")
     net, _ = load_bundle(bundle)
-    held = np.array([hash_split(r.group) == "val" for r in rows])
-    for name, part in (("held-back", held), ("training", ~held)):
-        if len({r.label for r, h in zip(rows, part) if h}) < 2:
-            raise ConfigError(f"the {name} uploaders (by `group`) need real and fake files both: export more uploaders")
-    if wrong := [a for a in also if not (Path(a).is_file() and Path(a).suffix == ".npz")]:
-        raise ConfigError(f"{wrong[0]}: --also for a voice bundle takes the features.npz that `starter voice` keeps")
-    publics = [np.load(extra) for extra in also]
-    for extra, public in zip(also, publics):
-        if (kept := [str(name) for name in public["features"]]) != list(net.features):
-            raise ConfigError(f"{extra}: features {kept}, not this bundle's {list(net.features)}")
-    f = voice.features(net, [(r.path, r.label, r.source) for r in rows], voice.RECIPE["windows"], progress=advance)
+    publics = []
+    for extra in also:
+        if not Path(extra).is_file():
+            raise ConfigError(f"{extra}: --also for a voice bundle takes the features.npz that `starter voice` keeps")
+        public, names = voice.load_features(extra)
+        if names != list(net.features):
+            raise ConfigError(f"{extra}: features {names}, not this bundle's {list(net.features)}")
+        publics.append(public)
+    windows, C = meta.training.get("windows", voice.RECIPE["windows"]), meta.training.get("C", voice.RECIPE["C"])
+    _both_classes({r.label for r in rows if r.split == "val"}, {r.label for r in rows if r.split != "val"})
+    # each uploader a cell, weighing as one public source does
+    f = voice.features(net, [(r.path, r.label, f"reviewed:{r.group}") for r in rows], windows, progress=advance)
     say(f"voice windows of {len(rows)} uploads: {len(f['y'])}")
-    val = np.isin(f["item"], np.flatnonzero(held))
-    train = ~val & ~f["scored"]
+    val = np.isin(f["item"], [i for i, r in enumerate(rows) if r.split == "val"])
+    train, held = ~val & ~f["scored"], val & f["scored"]
+    _both_classes(set(f["y"][held]), set(f["y"][train]))  # files that could not be read, or held no voice
     X, y, cells = f["X"][train], f["y"][train], voice.cells_of(f)[train]
     for public in publics:
         keep = ~public["scored"]
         X, y = np.concatenate([X, public["X"][keep]]), np.concatenate([y, public["y"][keep]])
         cells = np.concatenate([cells, voice.cells_of({k: public[k][keep] for k in ("source", "y", "vocoded")})])
     with torch.no_grad():
-        voice.fit_head(net, X, y, cells, voice.RECIPE["C"])
-        logits = net.classify(torch.tensor(f["X"][val & f["scored"]], dtype=torch.float32)).numpy()
-    operating = fit_operating_point(logits, f["y"][val & f["scored"]], f["item"][val & f["scored"]])
-    held_out = operating["held_out"]
-    set_on = f"{held_out['n_real']} real and {held_out['n_fake']} fake files of held-back uploaders"
+        voice.fit_head(net, X, y, cells, C)
+        logits = net.classify(torch.tensor(f["X"][held], dtype=torch.float32)).numpy()
+    operating = fit_operating_point(logits, f["y"][held], f["item"][held])
+    scored = operating["held_out"]
+    set_on = f"{scored['n_real']} real and {scored['n_fake']} fake files of held-back uploaders"
     return save_bundle(out / "bundle", net, meta.model_copy(update={
         "calibration": operating["calibration"], "thresholds": operating["thresholds"],
         "operating_point": operating["operating_point"] | {"set_on": set_on},
-        "metrics": {"val_video": held_out},  # the held-back uploaders are its validation split
-        "training": {"recipe": "refit head", "C": voice.RECIPE["C"], "windows": int(train.sum())}}))
+        "metrics": {"val_video": scored},  # the held-back uploaders are its validation split
+        "training": meta.training | {"head_refitted_on": {"train_items": int(train.sum()), "val_items": int(held.sum())}}}))
+
+
+def _both_classes(held: set, training: set) -> None:
+    for name, labels in (("held-back", held), ("training", training)):
+        if len(labels) < 2:
+            raise ConfigError(f"the {name} uploaders (by `group`) need real and fake recordings both, with voice in "
+                              "them: export more uploaders")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import getpass
 import os
 import time
@@ -41,8 +42,6 @@ def serve_cmd(args: argparse.Namespace) -> int:
     from detector.frontend import start_forkserver
 
     start_forkserver()  # the scan workers' imports (torch) run beside this process's
-
-    import copy
 
     import uvicorn
 
@@ -113,9 +112,9 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", required=True, type=day, help="decisions from this day on, YYYY-MM-DD (UTC)")
     p.add_argument("--decisions", default="confirmed_fake,cleared",
                    help="which final labels to export, comma-separated: confirmed_fake, cleared")
-    p.add_argument("--group-by", default="uploader,channel",
-                   help="metadata fields naming who an upload came from, first present wins (else the API key's "
-                        "name): one group never sits on both sides of a training split")
+    p.add_argument("--group-by", default="uploader",
+                   help="metadata fields naming the account an upload came from, comma-separated, the first present "
+                        "wins (else the API key's name): one group never sits on both sides of a training split")
     p.add_argument("--out", required=True, help="folder: labels.csv and media/ (a rerun copies only what is missing)")
 
 
@@ -139,15 +138,24 @@ def dataset_cmd(args: argparse.Namespace) -> int:
     cfg = load_serve_config(args.config)
     store = Store(cfg.database_url)
     store.migrate()
+    group_by = tuple(f.strip() for f in args.group_by.split(",") if f.strip())
     with progress(console) as bar:
-        group_by = tuple(f.strip() for f in args.group_by.split(",") if f.strip())
         counts = export(store, FileStore(cfg.store_dir), args.out, args.since, tuple(FINAL[d] for d in wanted), group_by,
                         progress=lambda total: functools.partial(bar.advance, bar.add_task("exporting", total=total)))
-    store.audit.add(f"cli:{getpass.getuser()}", "dataset_exported", {  # who took reviewed uploads out, and where
-        "since": args.since, "decisions": wanted, "out": str(Path(args.out).resolve())} | counts, time.time())
+    store.audit.add(_actor(), "dataset_exported", {  # who took reviewed uploads out, and where
+        "since": args.since, "decisions": wanted, "group_by": list(group_by), "out": str(Path(args.out).resolve())}
+        | counts, time.time())
     console.print(f"{counts['exported']} uploads in {args.out}/labels.csv; left out: {counts['undecided']} with an "
                   f"appeal or escalation open, {counts['erased']} erased or expired, {counts['other_label']} other labels")
     return 0
+
+
+def _actor() -> str:
+    """Who ran a command, as the audit trail names them."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except OSError:  # no login name and no passwd entry for this uid (a bare container)
+        return f"cli:uid{os.getuid()}"
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
@@ -208,7 +216,7 @@ def model_cmd(args: argparse.Namespace) -> int:
                              "visual or audio" if args.action == "rollback" else "a version"))
     store = Store(load_serve_config(args.config).database_url)
     store.migrate()
-    actor = f"cli:{getpass.getuser()}"
+    actor = _actor()
     try:
         if args.action == "register":
             meta = bundle_meta(args.target)  # a folder every server reads: keep it where they all see it

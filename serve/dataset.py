@@ -4,8 +4,8 @@ training commands read (`labels.csv` for the `csv` dataset adapter, the media be
 An upload's label is its last word: a detection (or an escalation, decided by a senior) says
 `confirmed_fake` (1) or `cleared` (0); an appeal `overturned` flips it, `upheld` keeps it. Uploads
 with an appeal or escalation still open, and those whose bytes were erased or expired, are left out.
-The group is who the upload came from: the first of the `group_by` metadata fields it carries (the
-platform's own uploader or channel), else the API key's name; one group's uploads never straddle two splits.
+The group is the account the upload came from: the first of the `group_by` metadata fields it carries
+(the platform's own `uploader`), else the API key's name; one group's uploads never straddle two splits.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from serve.store.tables import review_items, uploads
 COLUMNS = ["path", "label", "group", "source", "decided_at", "reviewers", "model_score", "model_decision", "upload_id"]
 SUFFIX = {"image": ".jpg", "video": ".mp4", "audio": ".wav"}  # the media are read by content; a name helps people
 FINAL = {"confirmed_fake": 1, "cleared": 0}
-GROUP_BY = ("uploader", "channel")
+GROUP_BY = ("uploader",)
 
 
 def group_of(upload: dict, group_by: tuple[str, ...] = GROUP_BY) -> str:

@@ -14,6 +14,7 @@ page. The head is fitted with scikit-learn on the features: the whole recipe tak
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from detector.training.audio_data import augment, fit_length
 from detector.bundle import BundleMeta, save_bundle
-from detector.config import AudioConfig
+from detector.config import AudioConfig, ConfigError
 from detector.foundations import Part
 from detector.foundations.whisper import WHISPER_TINY, whisper_tiny_encoder
 from detector.frontend.audio import voiced_windows
@@ -103,6 +104,8 @@ def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0,
             wave = load_audio(path)
         except MediaError as e:
             print(f"  skipped {path}: {e}", flush=True)
+            if progress:
+                progress()
             continue
         batch = []
         for k in range(windows):
@@ -127,6 +130,24 @@ def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0,
         elif (i + 1) % 100 == 0:
             print(f"  features: {i + 1}/{len(rows)} files", flush=True)
     return {k: np.concatenate(v) if k == "X" else np.array(v) for k, v in parts.items()}
+
+
+FEATURE_KEYS = ("X", "y", "source", "item", "vocoded", "scored")
+
+
+def save_features(path: str | Path, f: dict[str, np.ndarray], names: tuple[str, ...]) -> Path:
+    """`features`' output, with the names of the feature groups that made it."""
+    np.savez(path, **f, features=np.array(names))
+    return Path(path)
+
+
+def load_features(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """What `save_features` wrote, and its feature groups' names (ConfigError if it is not such a file)."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in FEATURE_KEYS}, [str(n) for n in z["features"]]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise ConfigError(f"{path}: not the features.npz that `starter voice` keeps ({type(e).__name__}: {e})") from None
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, cells: np.ndarray, C: float) -> tuple[StandardScaler, LogisticRegression]:
@@ -164,7 +185,7 @@ def run(data: str | Path, out: str | Path, folds: list[str] | None = None, final
     print(f"voice corpus: {len(rows)} files", flush=True)
     f = features(net, rows, r["windows"])
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "features.npz", **f, features=np.array(r["features"]))  # `finetune --also` mixes them in
+    save_features(out / "features.npz", f, r["features"])  # `finetune --also` mixes them in
     cells = cells_of(f)
     sources = sorted(set(f["source"].tolist()))  # one class only (a page of spoofs): counts, no AUC
     table, pooled = [], {"logits": [], "labels": [], "items": []}

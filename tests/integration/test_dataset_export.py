@@ -48,8 +48,8 @@ def test_decided_uploads_become_a_labelled_dataset(bundles, media_dir, tmp_path,
     rows = {r["upload_id"]: r for r in csv.DictReader((out / "labels.csv").open())}
     assert {u: int(r["label"]) for u, r in rows.items()} == {
         ids["astronaut.jpg"]: 1, ids["astronaut.png"]: 0, ids["astronaut.webp"]: 0}  # the appeal overturned it
-    assert {u: r["group"] for u, r in rows.items()} == {  # the platform's uploader, else its channel, else the key
-        ids["astronaut.jpg"]: "channel:shop", ids["astronaut.png"]: "uploader:u7", ids["astronaut.webp"]: "uploader"}
+    assert {u: r["group"] for u, r in rows.items()} == {  # the platform's uploader, else the API key's name
+        ids["astronaut.jpg"]: "uploader", ids["astronaut.png"]: "uploader:u7", ids["astronaut.webp"]: "uploader"}
     assert rows[ids["astronaut.webp"]]["reviewers"] == "2"
     jpg = rows[ids["astronaut.jpg"]]
     assert (out / jpg["path"]).read_bytes() == (media_dir / "astronaut.jpg").read_bytes()
@@ -57,5 +57,25 @@ def test_decided_uploads_become_a_labelled_dataset(bundles, media_dir, tmp_path,
     assert main(args) == 0  # a rerun copies nothing again
     assert {p.name: p.stat().st_mtime_ns for p in (out / "media").iterdir()} == before
     read = manifest("csv", out / "labels.csv")  # what `preprocess`/`evaluate --dataset csv` read
-    assert sorted(r.label for r in read) == [0, 0, 1] and {r.group for r in read} == {"channel:shop", "uploader:u7",
-                                                                                      "uploader"}
+    assert sorted(r.label for r in read) == [0, 0, 1] and {r.group for r in read} == {"uploader:u7", "uploader"}
+
+
+def test_the_export_groups_by_the_metadata_fields_it_is_told(bundles, media_dir, tmp_path):
+    cfg = server_config(bundles, tmp_path, audio="none")
+    with in_process_server(cfg) as server:
+        meta = {"astronaut.jpg": '{"shop": "s1"}', "astronaut.png": '{"shop": "s1", "account": "a9"}',
+                "astronaut.webp": "{}"}
+        ids = {}
+        with server.as_("uploader") as up:
+            for name, m in meta.items():
+                r = up.post("/v1/uploads", params={"wait": 60}, files={"file": (name, (media_dir / name).read_bytes())},
+                            data={"metadata": m})
+                ids[r.json()["id"]] = name
+        with server.as_("alice") as alice:
+            for upload_id in ids:
+                decide(alice, upload_id, "detection", "cleared", "looks real")
+        (tmp_path / "serve.yaml").write_text(yaml.safe_dump(server.cfg))
+    assert main(["dataset", "export", "--config", str(tmp_path / "serve.yaml"), "--since", "2020-01-01",
+                 "--out", str(tmp_path / "out"), "--group-by", "account,shop"]) == 0
+    groups = {ids[r["upload_id"]]: r["group"] for r in csv.DictReader((tmp_path / "out" / "labels.csv").open())}
+    assert groups == {"astronaut.png": "account:a9", "astronaut.jpg": "shop:s1", "astronaut.webp": "uploader"}

@@ -62,12 +62,14 @@ def test_finetune_writes_a_new_version_that_says_where_it_came_from(bundles, rev
     assert verdict.models[0].version == meta.version and verdict.visual.score is not None
 
 
-def test_finetune_refuses_a_folder_without_labels_and_a_voice_bundle_it_cannot_refit_in_one_line(
-        bundles, reviewed, tmp_path, capsys):
+def test_finetune_refuses_a_folder_without_labels_in_one_line(bundles, tmp_path, capsys):
     assert main(["finetune", "--from", str(bundles[0]), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "not a dataset from `deepfake-detect dataset export`" in capsys.readouterr().err
+
+
+def test_finetune_refuses_a_voice_bundle_whose_head_it_cannot_refit_in_one_line(bundles, reviewed, tmp_path, capsys):
     assert main(["finetune", "--from", str(bundles[1]), "--data", str(reviewed), "--out", str(tmp_path / "o")]) == 2
-    assert "a lcnn voice bundle; finetune refits `voice_probe` heads" in capsys.readouterr().err
+    assert "refits the head of `voice_probe` voice bundles, not `lcnn`" in capsys.readouterr().err
 
 
 def voices(root, groups: list[str], rng) -> list[tuple[str, int, str]]:
@@ -79,38 +81,66 @@ def voices(root, groups: list[str], rng) -> list[tuple[str, int, str]]:
                 + rng.normal(0, 0.01, 72_000)).astype(np.float32)
         for label, wave in enumerate((real, voice.self_vocode(real, rng))):
             path = samples.write_audio(root / f"{g}_{label}.wav", wave)
-            rows.append((str(path), label, f"reviewed:{g}"))
+            rows.append((str(path), label, g))
     return rows
 
 
-def test_finetune_refits_the_voice_head_on_reviewed_recordings_with_the_public_features_mixed_in(tmp_path, capsys):
-    rng = np.random.default_rng(1)
-    (tmp_path / "reviewed" / "media").mkdir(parents=True)
-    groups = [f"uploader{i}" for i in range(200)]
-    chosen = [g for g in groups if hash_split(g) == "val"][:2] + [g for g in groups if hash_split(g) == "train"][:4]
-    rows = voices(tmp_path / "reviewed" / "media", chosen, rng)
-    with open(tmp_path / "reviewed" / "labels.csv", "w", newline="") as f:
+def write_labels(folder, rows: list[tuple[str, int, str]]) -> None:
+    with open(folder / "labels.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "group", "source"])
-        w.writerows([(f"media/{Path(p).name}", label, src.removeprefix("reviewed:"), src) for p, label, src in rows])
-    starter = resolve_bundle("starter", "audio")
-    net, meta = load_bundle(starter)
-    public = voice.features(net, voices(tmp_path, ["public0"], rng), windows=2)  # as `starter voice` keeps them
-    np.savez(tmp_path / "features.npz", **public, features=np.array(net.features))
+        w.writerows([(f"media/{Path(p).name}", label, g, f"reviewed:{g}") for p, label, g in rows])
 
-    assert main(["finetune", "--from", "starter", "--voice", "--data", str(tmp_path / "reviewed"),
-                 "--also", str(tmp_path / "features.npz"), "--out", str(tmp_path / "ft")]) == 0
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    """Six uploaders' recordings as `dataset export` lays them out (two held back), and public features."""
+    root, rng = tmp_path_factory.mktemp("spoken"), np.random.default_rng(1)
+    (root / "reviewed" / "media").mkdir(parents=True)
+    groups = [f"uploader{i}" for i in range(200)]
+    chosen = [g for g in groups if hash_split(g) == "val"][:2] + [g for g in groups if hash_split(g) == "train"][:4]
+    write_labels(root / "reviewed", voices(root / "reviewed" / "media", chosen, rng))
+    net, _ = load_bundle(resolve_bundle("starter", "audio"))
+    public = voice.features(net, voices(root, ["public0"], rng), windows=2)
+    voice.save_features(root / "features.npz", public, net.features)  # as `starter voice` keeps them
+    return root
+
+
+def test_finetune_refits_the_voice_head_on_reviewed_recordings_with_the_public_features_mixed_in(spoken, tmp_path):
+    parent = bundle_meta(resolve_bundle("starter", "audio"))
+    assert main(["finetune", "--from", "starter", "--voice", "--data", str(spoken / "reviewed"),
+                 "--also", str(spoken / "features.npz"), "--out", str(tmp_path / "ft")]) == 0
     built = bundle_meta(tmp_path / "ft" / "bundle")
-    assert built.modality == "audio" and built.version != meta.version and built.name == "starter-voice-finetuned"
-    assert built.training["parent"] == meta.version and built.training["also"] == ["features.npz"]
+    assert built.modality == "audio" and built.version != parent.version and built.name == "starter-voice-finetuned"
+    assert built.training["parent"] == parent.version and built.training["also"] == ["features.npz"]
     assert built.training["finetuned_on"] == {"dataset": "reviewed", "uploads": 12, "uploaders": 6}
+    assert built.training["pretrained"] == parent.training["pretrained"]  # the parts it stands on, and their licences
     assert built.operating_point["set_on"] == "2 real and 2 fake files of held-back uploaders"
     assert "validation split" in (tmp_path / "ft" / "bundle" / "MODEL_CARD.md").read_text()  # its figures, in its card
     with Scorer(None, tmp_path / "ft" / "bundle", device="cpu") as scorer:
-        verdict = scorer.score(Path(rows[0][0]))
+        verdict = scorer.score(next((spoken / "reviewed" / "media").iterdir()))
     assert verdict.models[0].version == built.version and verdict.audio.score is not None
 
-    np.savez(tmp_path / "other.npz", **public, features=np.array(["mel"]))  # features of another model
-    assert main(["finetune", "--from", "starter", "--voice", "--data", str(tmp_path / "reviewed"),
-                 "--also", str(tmp_path / "other.npz"), "--out", str(tmp_path / "ft2")]) == 2
-    assert "features ['mel'], not this bundle's" in capsys.readouterr().err
+
+@pytest.mark.parametrize(("also", "says"), [
+    ("foreign.npz", "features ['mel'], not this bundle's"),  # features of another model
+    ("broken.npz", "not the features.npz that `starter voice` keeps"),
+    ("folder", "--also for a voice bundle takes the features.npz"),  # a face crop cache, say
+])
+def test_voice_finetune_refuses_public_features_it_cannot_use_in_one_line(spoken, tmp_path, capsys, also, says):
+    public, _ = voice.load_features(spoken / "features.npz")
+    voice.save_features(tmp_path / "foreign.npz", public, ("mel",))
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    (tmp_path / "folder").mkdir()
+    assert main(["finetune", "--from", "starter", "--voice", "--data", str(spoken / "reviewed"),
+                 "--also", str(tmp_path / also), "--out", str(tmp_path / "ft")]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_voice_finetune_needs_real_and_fake_recordings_among_held_back_uploaders(spoken, tmp_path, capsys):
+    rows = list(csv.DictReader((spoken / "reviewed" / "labels.csv").open()))
+    kept = [r for r in rows if hash_split(r["group"]) != "val" or r["label"] == "0"]  # the held-back fakes gone
+    (tmp_path / "media").symlink_to(spoken / "reviewed" / "media")
+    write_labels(tmp_path, [(r["path"], int(r["label"]), r["group"]) for r in kept])
+    assert main(["finetune", "--from", "starter", "--voice", "--data", str(tmp_path), "--out", str(tmp_path / "ft")]) == 2
+    assert "the held-back uploaders (by `group`) need real and fake recordings both" in capsys.readouterr().err

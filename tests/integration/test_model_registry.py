@@ -56,7 +56,9 @@ def test_register_promote_under_load_and_roll_back(bundles, media_dir, tmp_path)
         deadline = time.monotonic() + 30
         while photo_version(server, photo) != new:
             assert time.monotonic() < deadline, "the server did not switch to the promoted model"
-        assert f"now scoring with visual candidate-face@{new}" in server.read_log()  # the operator sees the switch
+        while f"now scoring with visual candidate-face@{new}" not in server.read_log():  # the operator sees it
+            assert time.monotonic() < deadline, "the switch is not in the server's log"
+            time.sleep(0.1)  # the log is copied from the server's output by a thread
 
         assert admin.post(f"/v1/models/{new}/promote").status_code == 409  # live already
         assert admin.post("/v1/models/0123456789abcdef/promote").status_code == 404  # never registered
