@@ -244,7 +244,7 @@ mean EER (about 40 configurations), so the mean is somewhat optimistic.
 went through MP3, is inverted: its real files score higher than its fakes); systems whose output
 keeps natural spectral detail (recent neural codecs, diffusion vocoders, modern TTS); any language
 or recording chain far from read speech. The encoders are frozen: fine-tuning Whisper's top two
-blocks on cached windows was no better (mean EER 0.303, docs/models.md).
+blocks was no better (mean EER 0.303 on cached windows, 0.327 at full frame rate; docs/models.md).
 
 **Retrain**: `deepfake-detect starter voice --install` (or `make models`, which also retrains the
 face model): about 5 minutes on 2 CPU cores; needs the `[foundations]` extra and
