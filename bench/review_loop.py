@@ -17,7 +17,6 @@ out/review_loop/: the live bundle, the export, the candidate, comparison.json, a
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import socket
@@ -33,6 +32,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from detector.datasets import manifest  # noqa: E402
 from detector.recipes import face  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -64,10 +64,9 @@ def public_without_dfdc(cache: Path, out: Path) -> Path:
 def pairs(data: Path) -> list[tuple[str, list[tuple[Path, int]]]]:
     """DFDC's (actor, [(original, 0), (fake, 1)]) in the manifest's order."""
     groups: dict[str, list[tuple[Path, int]]] = {}
-    for row in csv.DictReader((data / "images" / "labels.csv").open()):
-        if row["path"].startswith("dfdc_faces/"):
-            groups.setdefault(row["group"].split("/")[-1], []).append(
-                (data / "images" / row["path"], int(row["label"] == "fake")))
+    for row in manifest("csv", data / "images" / "labels.csv"):
+        if "/dfdc_faces/" in row.path:
+            groups.setdefault(row.group.split("/")[-1], []).append((Path(row.path), row.label))
     return [(g, files) for g, files in groups.items() if sorted(label for _, label in files) == [0, 1]]
 
 

@@ -55,15 +55,12 @@ class TopBlocks(nn.Module):
 
 
 def windows_of(files: list[int], waves: dict, labels: dict, vocoded: dict, rng, per_file: int):
-    """One epoch's training windows: `per_file` random ones a file (all but the first augmented) and a
-    bona fide file's self-vocoded windows as spoofs; (waves, labels, cells)."""
+    """One epoch's training windows: `per_file` a file, as the voice recipe draws them, and a bona fide
+    file's self-vocoded windows as spoofs; (waves, labels, cells)."""
     xs, ys, cells = [], [], []
     for i in files:
-        wave = waves[i]
-        for k in range(per_file):
-            start = int(rng.integers(0, len(wave) - voice.WINDOW)) if len(wave) > voice.WINDOW else 0
-            w = fit_length(wave[start:start + voice.WINDOW], voice.WINDOW)
-            xs.append(augment(w, rng) if k else w)
+        for w in voice.training_windows(waves[i], per_file, rng):
+            xs.append(w)
             ys.append(labels[i][0]), cells.append(f"{labels[i][1]}|{labels[i][0]}|False")
         for w in vocoded.get(i, []):
             xs.append(augment(w, rng) if rng.random() < 0.5 else w)

@@ -90,6 +90,16 @@ def self_vocode(wave: np.ndarray, rng: np.random.Generator, sample_rate: int = 1
     return torch.istft(mag * phase, n_fft, hop, window=window, length=len(wave)).numpy().astype(np.float32)
 
 
+def training_windows(wave: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`n` windows of a file: its start, clean, then random ones through the upload-like augmentation."""
+    out = []
+    for k in range(n):
+        start = int(rng.integers(0, len(wave) - WINDOW)) if k and len(wave) > WINDOW else 0
+        w = fit_length(wave[start : start + WINDOW], WINDOW)
+        out.append(augment(w, rng) if k else w)
+    return out
+
+
 @torch.inference_mode()
 def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0,
              progress: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
@@ -107,11 +117,7 @@ def features(net, rows: list[tuple[str, int, str]], windows: int, seed: int = 0,
             if progress:
                 progress()
             continue
-        batch = []
-        for k in range(windows):
-            start = int(rng.integers(0, len(wave) - WINDOW)) if k and len(wave) > WINDOW else 0
-            w = fit_length(wave[start : start + WINDOW], WINDOW)
-            batch.append(augment(w, rng) if k else w)
+        batch = training_windows(wave, windows, rng)
         vocoded = []
         if label == 0:
             fake = self_vocode(batch[0], rng)

@@ -101,7 +101,8 @@ def test_reviewed_uploads_train_a_candidate_that_is_shadowed_compared_promoted_a
 
         assert main(["finetune", "--from", str(bundles[0]), "--data", str(data), "--out", str(tmp_path / "ft"),
                      "--epochs", "1", "--workers", "0"]) == 0
-        new, name = bundle_meta(tmp_path / "ft" / "bundle").version, bundle_meta(tmp_path / "ft" / "bundle").name
+        built = bundle_meta(tmp_path / "ft" / "bundle")
+        new, name = built.version, built.name
         assert main(["model", "register", str(tmp_path / "ft" / "bundle"), "--config", config]) == 0
         assert main(["model", "shadow", new, "--config", config]) == 0
 
