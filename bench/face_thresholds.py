@@ -1,7 +1,7 @@
 """MTCNN stage thresholds at scoring time: the training-time ones against the DFDC winner's looser
 inference ones, on ../shared/data.
 
-    .venv/bin/python bench/face_thresholds.py [--images 400] [--frames 16]
+    .venv/bin/python bench/face_thresholds.py [--images 400] [--frames 16] [--decisions]
 
 A face the front end misses makes its upload `no_signal` (a fake passes unscored); a false face is
 a crop the classifier scores for nothing. For each setting:
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +74,18 @@ def decisions(paths: list[Path], labels: list[str], thresholds: tuple[float, flo
 
 
 def compare(runs: dict[str, dict[Path, tuple]]) -> None:
+    """Decisions per label under each setting, each upload's change of decision, and how far scores moved."""
     for name, run in runs.items():
         for label in ("real", "fake"):
             got = [d for lab, d, _ in run.values() if lab == label]
-            counts = {k: got.count(k) for k in ("no_signal", "clear", "review", "likely_fake")}
+            counts = {k: got.count(k) for k in ("no_signal", "clear", "review", "likely_fake", "error")}
             print(f"{name}, {label} uploads ({len(got)}): " + ", ".join(f"{k} {n}" for k, n in counts.items()))
     a, b = runs.values()
+    for label in ("real", "fake"):
+        moves = Counter(f"{a[p][1]} -> {b[p][1]}" for p in a if a[p][0] == label and a[p][1] != b[p][1])
+        print(f"{label} uploads whose decision changed: " + (", ".join(f"{k} {n}" for k, n in sorted(moves.items())) or "none"))
     both = [p for p in a if a[p][2] is not None and b[p][2] is not None]
-    moved = np.array([b[p][2] - a[p][2] for p in both])
+    moved = np.array([b[p][2] - a[p][2] for p in both] or [0.0])
     print(f"scored under both: {len(both)} uploads; face score change mean {moved.mean():+.4f}, "
           f"largest {np.abs(moved).max():.4f}, changed by more than 0.01: {(np.abs(moved) > 0.01).sum()}")
 

@@ -256,5 +256,5 @@ blocks was no better (mean EER 0.303 on cached windows, 0.327 at full frame rate
 face model): about 5 minutes on 2 CPU cores; needs the `[foundations]` extra and
 `pip install --no-deps resemblyzer==0.1.4` (`make` installs both). Seed 0: rerunning it gave these
 exact weights (same version hash) and table. Windows drawn from seed 1 instead: mean EER 0.280,
-AUC 0.735 (`bench/voice_variants.py room`): differences of 0.01-0.02 in the mean are the draw's.
+AUC 0.735 (`bench/voice_variants.py room`): differences of about 0.01 in the mean are the draw's.
 """
