@@ -21,11 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from face_foundations import FRAMINGS  # noqa: E402
+
 from detector.foundations.tfjs import HUMAN_FACE_NETS  # noqa: E402
 from detector.metrics import by_upload  # noqa: E402
 from detector.recipes.face import FOLDS, upload_of  # noqa: E402
@@ -64,7 +66,7 @@ def fold(args, name: str) -> dict:
     data = CropDataModule(str(args.cache), batch_size=32, num_workers=1, crop_size=args.size, sbi=args.sbi,
                           holdout=pattern, holdout_split=split, real_only=args.real_only)
     data.setup()
-    net = FineTuned(args.net, args.models, args.middle, (1 - 1 / 1.3) / 2 if args.tight else 0.0)
+    net = FineTuned(args.net, args.models, args.middle, FRAMINGS["tight" if args.tight else "full"])
     head = list(net.head.parameters()) + list(net.norm.parameters())
     opt = torch.optim.AdamW([{"params": net.graph.parameters(), "lr": args.lr}, {"params": head, "lr": args.lr * 10}],
                             weight_decay=1e-4)

@@ -48,6 +48,19 @@ def table(f: dict, columns: dict[str, slice], feats: tuple[str, ...], C: float) 
     return {"auc": float(np.mean(aucs)), "eer": float(np.mean(list(eers.values())))} | eers
 
 
+def columns_of(names: tuple[str, ...]) -> dict[str, slice]:
+    """Where each feature group sits in the columns of `features`' X for a `voice_probe` of `names`."""
+    offsets = np.cumsum([0] + [FEATURES[k] for k in names])
+    return {k: slice(a, b) for k, a, b in zip(names, offsets[:-1], offsets[1:])}
+
+
+def line(label: str, t: dict[str, float], C: float) -> str:
+    """One choice's line: mean AUC and EER, the worst source's EER, each source's EER."""
+    per = {k: v for k, v in t.items() if k not in ("auc", "eer")}
+    return (f"{label:44s} C={C:<6} AUC {t['auc']:.3f} EER {t['eer']:.3f} worst {max(per.values()):.3f}  "
+            + " ".join(f"{k[:8]} {v:.2f}" for k, v in per.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -60,15 +73,12 @@ def main() -> None:
     rows = voice.corpus(args.data)
     print(f"features of {len(rows)} files", flush=True)
     f = voice.features(net, rows, voice.RECIPE["windows"])
-    offsets = np.cumsum([0] + [FEATURES[k] for k in names])
-    columns = {k: slice(a, b) for k, a, b in zip(names, offsets[:-1], offsets[1:])}
+    columns = columns_of(names)
     lines = []
     for feats in CHOICES:
         for C in CS:
             t = table(f, columns, feats, C)
-            per = {k: v for k, v in t.items() if k not in ("auc", "eer")}
-            lines.append((t["eer"], f"{'+'.join(feats):44s} C={C:<6} AUC {t['auc']:.3f} EER {t['eer']:.3f} "
-                                    f"worst {max(per.values()):.3f}  " + " ".join(f"{k[:8]} {v:.2f}" for k, v in per.items())))
+            lines.append((t["eer"], line("+".join(feats), t, C)))
             print(lines[-1][1], flush=True)
     print("\nbest first:")
     for _, line in sorted(lines):

@@ -27,10 +27,9 @@ from scipy.signal import fftconvolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from voice_features import CS, table  # noqa: E402
+from voice_features import CS, columns_of, line, table  # noqa: E402
 
 from detector.models import create_model  # noqa: E402
-from detector.models.voice_probe import FEATURES  # noqa: E402
 from detector.recipes import voice  # noqa: E402
 from detector.training.audio_data import augment  # noqa: E402
 
@@ -76,8 +75,7 @@ def block_features(data: Path) -> tuple[dict, dict[str, slice]]:
     for h in hooks:
         h.remove()
     extra = {k: torch.cat(v).numpy() for k, v in extra.items()}
-    offsets = np.cumsum([0] + [FEATURES[k] for k in names])
-    columns = {k: slice(a, b) for k, a, b in zip(names, offsets[:-1], offsets[1:])}
+    columns = columns_of(names)
     if not np.allclose(extra["b2"], f["X"][:, columns["whisper_mid"]], atol=1e-4):
         raise RuntimeError("the hooked second block differs from the recipe's whisper_mid: hooks out of step")
     width = f["X"].shape[1]
@@ -133,17 +131,12 @@ def recipe_features(data: Path, seed: int, room: bool) -> tuple[dict, dict[str, 
         f = voice.features(net, voice.corpus(data), voice.RECIPE["windows"], seed=seed)
     finally:
         voice.augment = augment
-    offsets = np.cumsum([0] + [FEATURES[k] for k in names])
-    return f, {k: slice(a, b) for k, a, b in zip(names, offsets[:-1], offsets[1:])}
+    return f, columns_of(names)
 
 
 def show(label: str, f: dict, columns: dict[str, slice], feats: tuple[str, ...]) -> None:
-    """One line per C: mean AUC and EER over the sources with both classes, the worst, each source's EER."""
     for C in CS:
-        t = table(f, columns, feats, C)
-        per = {k: v for k, v in t.items() if k not in ("auc", "eer")}
-        print(f"{label:40s} C={C:<6} AUC {t['auc']:.3f} EER {t['eer']:.3f} worst {max(per.values()):.3f}  "
-              + " ".join(f"{k[:8]} {v:.2f}" for k, v in per.items()), flush=True)
+        print(line(label, table(f, columns, feats, C), C), flush=True)
 
 
 def main() -> None:
