@@ -198,7 +198,7 @@ async function show(detail) {
   tick();
   markOpen();
   if (amend) say(`item #${item.id}: you decided ${item.label}; choose again to amend (audited)`);
-  await Promise.all([showMedia(upload), showEvidence(evidence, upload.verdict), showSound(upload)]);
+  await Promise.all([showMedia(upload), showEvidence(evidence, upload), showSound(upload)]);
 }
 
 function why(verdict) {  // each model's score against its own thresholds: which one flagged the upload
@@ -263,8 +263,8 @@ function voiceMoment(s) {  // a voice window as evidence: its time and score; a 
   return fig;
 }
 
-function showEvidence(evidence, verdict) {  // from the model that flagged the upload: face crops, voice windows, or both
-  const by = flaggedBy(verdict);
+function showEvidence(evidence, upload) {  // from the model that flagged the upload: face crops, voice windows, or both
+  const verdict = upload.verdict, by = flaggedBy(verdict);
   const voice = by.has("audio") ? (verdict.audio.segments || []).filter((s) => s.score !== null)
     .sort((a, b) => b.score - a.score).slice(0, 4).sort((a, b) => a.start - b.start).map(voiceMoment) : [];
   const faces = by.has("visual") || !voice.length ? evidence : [];
@@ -276,7 +276,7 @@ function showEvidence(evidence, verdict) {  // from the model that flagged the u
     fig.onclick = () => enlarge(e, caption, img.src);
     fig.onkeydown = (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); ev.stopPropagation(); fig.onclick(); } };
     return fig;
-  })).then((figs) => $("evidence").replaceChildren(...voice, ...figs));
+  })).then((figs) => current?.detail.upload.id === upload.id && $("evidence").replaceChildren(...voice, ...figs));  // not a closed item's
 }
 
 async function enlarge(e, caption, cropSrc) {
@@ -454,15 +454,17 @@ async function next() {
   }
   const detail = await api(`/v1/review/claim?${filtered()}`, {method: "POST"});  // the next one the filters keep
   if (!detail) { say("nothing to review"); return; }
-  await show(detail);
+  const shown = show(detail);  // the item is open now; its media may load after the reviewer has acted on it
   say(`claimed item #${detail.item.id}`);
+  await shown;
   await refresh();
 }
 
 async function claimThis() {
   const id = current.detail.item.id;
+  let shown;
   try {
-    await show(await api(`/v1/review/items/${id}/claim`, {method: "POST"}));
+    shown = show(await api(`/v1/review/items/${id}/claim`, {method: "POST"}));
   } catch (e) {  // someone was quicker: say who, not a bare status
     const now = (await api(`/v1/review/items/${id}`)).item;
     if (current?.detail.item.id === id) updateItem(now);
@@ -470,6 +472,7 @@ async function claimThis() {
     return;
   }
   say(`claimed item #${id}`);
+  await shown;
   await refresh();
 }
 

@@ -22,8 +22,8 @@ PRESETS = ["lips lag the voice", "genuine recording"]
 UPLOADS = ["talk.webm", "spread.webm", "sweep.wav", "photo.jpg", "appeal.jpg", "keys.png", "held1.webp", "held2.bmp",
            "look.gif", "policy.webm", "policy.wav", "policy.jpg", "draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg",
            "stale1.jpg", "stale2.jpg", "reload.webm", "senior.jpg", "amend.jpg",
-           "step.webm"]  # each test takes its own
-PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg", "senior.jpg", "amend.jpg"]
+           "step.webm", "slow.jpg"]  # each test takes its own
+PHOTOS = ["draft1.jpg", "draft2.jpg", "next1.jpg", "next2.jpg", "stale1.jpg", "stale2.jpg", "senior.jpg", "amend.jpg", "slow.jpg"]
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +333,24 @@ def test_n_after_a_decision_never_reopens_the_decided_item(page_of, workbench):
         route.continue_()
     page.unroute(re.compile(r".*/v1/review/items\?state=claimed.*"))
     assert [i["label"] for i in decided(workbench, "next1.jpg")] == ["confirmed_fake"] and decided(workbench, "next2.jpg") == []
+
+
+def test_a_decision_made_while_the_media_loads_is_what_the_status_line_says(page_of, workbench):
+    """A reviewer quicker than the media: the claim's late end does not write over the decision's line."""
+    page = page_of("carol")
+    link = re.compile(r".*/v1/review/media/[^/]+/link$")
+    held = []  # the media's link waits until the test lets it go
+    page.route(link, lambda route: held.append(route))
+    claim(page, "slow.jpg")
+    decide_by_keys(page, "genuine recording", "c")
+    expect(page.locator("#status")).to_contain_text(": cleared")
+    assert held  # the item was decided with its media still loading
+    with page.expect_request(lambda r: "state=pending" in r.url):  # the claim's own ending reloads the queue
+        for route in held:
+            route.continue_()
+    expect(page.locator("#status")).to_contain_text(": cleared")
+    page.unroute(link)
+    assert [i["label"] for i in decided(workbench, "slow.jpg")] == ["cleared"]
 
 
 def test_an_open_item_shows_who_claimed_or_decided_it_and_a_refused_decision_stops_the_page(page_of, workbench):
