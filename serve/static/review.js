@@ -246,7 +246,7 @@ async function showMedia(upload) {
   drawCharts(upload.verdict);
   try {
     player.src = (await api(`/v1/review/media/${upload.id}/link`)).url;  // plays with Range, no key header
-  } catch (e) { say(`media: ${e.message}`); }
+  } catch (e) { if (current?.detail.upload.id === upload.id) say(`media: ${e.message}`); }
 }
 
 function flaggedBy(verdict) {  // the models whose score reached their own review threshold
