@@ -152,6 +152,8 @@ function markOpen() {
 
 async function open(id) { await show(await api(`/v1/review/items/${id}`)); }
 
+const isOpen = (upload) => current?.detail.upload.id === upload.id;  // still on screen when a load ends: not a closed item's
+
 function setHeld(held) {
   current.held = held;
   $("readonly").classList.toggle("hidden", held);
@@ -246,7 +248,7 @@ async function showMedia(upload) {
   drawCharts(upload.verdict);
   try {
     player.src = (await api(`/v1/review/media/${upload.id}/link`)).url;  // plays with Range, no key header
-  } catch (e) { if (current?.detail.upload.id === upload.id) say(`media: ${e.message}`); }
+  } catch (e) { if (isOpen(upload)) say(`media: ${e.message}`); }
 }
 
 function flaggedBy(verdict) {  // the models whose score reached their own review threshold
@@ -276,7 +278,7 @@ function showEvidence(evidence, upload) {  // from the model that flagged the up
     fig.onclick = () => enlarge(e, caption, img.src);
     fig.onkeydown = (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); ev.stopPropagation(); fig.onclick(); } };
     return fig;
-  })).then((figs) => current?.detail.upload.id === upload.id && $("evidence").replaceChildren(...voice, ...figs));  // not a closed item's
+  })).then((figs) => isOpen(upload) && $("evidence").replaceChildren(...voice, ...figs));
 }
 
 async function enlarge(e, caption, cropSrc) {
@@ -361,7 +363,7 @@ async function showSound(upload) {  // waveform over spectrogram, drawn by the s
   img.classList.add("hidden");
   if (upload.media_type === "image" || !upload.verdict?.audio?.segments?.length) return;
   const picture = await api(`/v1/review/media/${upload.id}/sound.png`).catch(() => null);
-  if (current?.detail.upload.id !== upload.id || !picture) return;
+  if (!isOpen(upload) || !picture) return;
   img.src = URL.createObjectURL(picture);
   img.classList.remove("hidden");
 }
@@ -454,6 +456,10 @@ async function next() {
   }
   const detail = await api(`/v1/review/claim?${filtered()}`, {method: "POST"});  // the next one the filters keep
   if (!detail) { say("nothing to review"); return; }
+  await claimed(detail);
+}
+
+async function claimed(detail) {
   const shown = show(detail);  // the item is open now; its media may load after the reviewer has acted on it
   say(`claimed item #${detail.item.id}`);
   await shown;
@@ -462,18 +468,16 @@ async function next() {
 
 async function claimThis() {
   const id = current.detail.item.id;
-  let shown;
+  let detail;
   try {
-    shown = show(await api(`/v1/review/items/${id}/claim`, {method: "POST"}));
+    detail = await api(`/v1/review/items/${id}/claim`, {method: "POST"});
   } catch (e) {  // someone was quicker: say who, not a bare status
     const now = (await api(`/v1/review/items/${id}`)).item;
     if (current?.detail.item.id === id) updateItem(now);
     say(`item #${id} cannot be claimed: ${stateOf(now)}`);
     return;
   }
-  say(`claimed item #${id}`);
-  await shown;
-  await refresh();
+  await claimed(detail);
 }
 
 async function releaseItem(it) {
